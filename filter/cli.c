@@ -1,0 +1,306 @@
+/*
+ * cli.c - `authgate check` (see cli.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/cidr.h"
+#include "util/xalloc.h"
+#include "config.h"
+#include "msgctx.h"
+#include "rfc5322.h"
+#include "snapshot.h"
+#include "cli.h"
+
+#define AG_CLI_MAX_MESSAGE (512LL * 1048576) /* refuse bigger inputs */
+#define AG_CLI_CHUNK	   65536
+
+struct cli_opts {
+	const char *conf;
+	const char **overrides;
+	size_t noverrides;
+	const char *client_ip;
+	const char *helo;
+	const char *mail_from;
+	const char **rcpts;
+	size_t nrcpts;
+	const char *auth_user;
+	const char *file;
+};
+
+/* cli_usage - print the synopsis */
+static void
+cli_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: authgate check [-c FILE] [-o name=value]... --client-ip "
+	    "IP\n"
+	    "           [--helo NAME] [--mail-from ADDR] [--rcpt ADDR]...\n"
+	    "           [--auth-user NAME] [MESSAGE_FILE|-]\n");
+}
+
+/* cli_parse - options; -1 on a usage error */
+static int
+cli_parse(int argc, char **argv, struct cli_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"client-ip", required_argument, NULL, 'I'},
+	    {"helo", required_argument, NULL, 'H'},
+	    {"mail-from", required_argument, NULL, 'M'},
+	    {"rcpt", required_argument, NULL, 'R'},
+	    {"auth-user", required_argument, NULL, 'A'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:o:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			o->conf = optarg;
+			break;
+		case 'o':
+			o->overrides = xreallocarray(
+			    o->overrides, o->noverrides + 1, sizeof(char *));
+			o->overrides[o->noverrides++] = optarg;
+			break;
+		case 'I':
+			o->client_ip = optarg;
+			break;
+		case 'H':
+			o->helo = optarg;
+			break;
+		case 'M':
+			o->mail_from = optarg;
+			break;
+		case 'R':
+			o->rcpts = xreallocarray(
+			    o->rcpts, o->nrcpts + 1, sizeof(char *));
+			o->rcpts[o->nrcpts++] = optarg;
+			break;
+		case 'A':
+			o->auth_user = optarg;
+			break;
+		case 'h':
+			cli_usage(stdout);
+			exit(0);
+		default:
+			return -1;
+		}
+	}
+	if (optind < argc)
+		o->file = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "authgate check: one message at a time\n");
+		return -1;
+	}
+	if (o->client_ip == NULL) {
+		fprintf(stderr, "authgate check: --client-ip is required\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* cli_read - the whole message into b */
+static int
+cli_read(const char *file, struct buf *b)
+{
+	FILE *fp = stdin;
+	char chunk[AG_CLI_CHUNK];
+	size_t n;
+
+	if (file != NULL && strcmp(file, "-") != 0 &&
+	    (fp = fopen(file, "rb")) == NULL) {
+		fprintf(
+		    stderr, "authgate check: %s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+		if ((long long)(b->len + n) > AG_CLI_MAX_MESSAGE) {
+			fprintf(stderr,
+			    "authgate check: message over %lld "
+			    "bytes\n",
+			    AG_CLI_MAX_MESSAGE);
+			if (fp != stdin)
+				fclose(fp);
+			return -1;
+		}
+		buf_add(b, chunk, n);
+	}
+	if (ferror(fp)) {
+		fprintf(stderr, "authgate check: read error: %s\n",
+		    strerror(errno));
+		if (fp != stdin)
+			fclose(fp);
+		return -1;
+	}
+	if (fp != stdin)
+		fclose(fp);
+	return 0;
+}
+
+/* cli_feed_body - body in MTA form (CRLF line ends), in chunks */
+static void
+cli_feed_body(struct msg *m, const char *p, size_t len)
+{
+	struct buf out = BUF_INIT;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+			buf_addch(&out, '\r');
+		buf_addch(&out, p[i]);
+		if (out.len >= AG_CLI_CHUNK) {
+			msg_body(m, (const unsigned char *)out.data, out.len);
+			buf_reset(&out);
+		}
+	}
+	if (out.len)
+		msg_body(m, (const unsigned char *)out.data, out.len);
+	buf_release(&out);
+}
+
+/* cli_feed - split the message and drive the stages */
+static void
+cli_feed(struct msg *m, const char *data, size_t len)
+{
+	struct rfc5322_field f;
+	size_t off = 0;
+	char *name, *value;
+
+	/* An mbox "From " line is not part of the message. */
+	if (len >= 5 && memcmp(data, "From ", 5) == 0) {
+		const char *nl = memchr(data, '\n', len);
+
+		off = nl ? (size_t)(nl - data) + 1 : len;
+	}
+	while (rfc5322_next_field(data, len, &off, &f) == AG_R5322_FIELD) {
+		name = xstrndup(f.name, f.namelen);
+		/* the milter sees values without NUL bytes, and so do we */
+		value = xstrndup(f.value, f.valuelen);
+		msg_header(m, name, value);
+		free(name);
+		free(value);
+	}
+	msg_eoh(m);
+	cli_feed_body(m, data + off, len - off);
+	msg_eom(m);
+}
+
+/* cli_print_unfolded - a header value on one line */
+static void
+cli_print_unfolded(const char *v)
+{
+	while (*v) {
+		if (*v == '\r' || *v == '\n') {
+			while (
+			    *v == '\r' || *v == '\n' || *v == ' ' || *v == '\t')
+				v++;
+			putchar(' ');
+			continue;
+		}
+		putchar(*v++);
+	}
+}
+
+/* cli_print - what the MTA would be told */
+static void
+cli_print(const struct msg *m)
+{
+	const struct verdict *v = &m->verdict;
+	const struct hdr_edit *e;
+
+	for (e = v->edits; e != NULL; e = e->next)
+		if (e->op == AG_EDIT_INSERT) {
+			printf("%s: ", e->name);
+			cli_print_unfolded(e->value);
+			putchar('\n');
+		}
+	for (e = v->edits; e != NULL; e = e->next)
+		if (e->op == AG_EDIT_DELETE)
+			printf("removed: %s\n", e->name);
+	printf("action: %s", config_action_name(v->action));
+	if (v->rcode != NULL)
+		printf(" %s %s %s", v->rcode, v->xcode, v->text);
+	else if (v->quarantine != NULL)
+		printf(" %s", v->quarantine);
+	putchar('\n');
+}
+
+/* cli_check - `authgate check` */
+int
+cli_check(int argc, char **argv)
+{
+	struct cli_opts o;
+	struct buf err = BUF_INIT, data = BUF_INIT;
+	struct config *cfg;
+	struct snapshot *snap;
+	struct conn *c;
+	struct msg *m;
+	unsigned char addr[16];
+	size_t i;
+	int rc = 2;
+
+	memset(&o, 0, sizeof(o));
+	if (cli_parse(argc, argv, &o) == -1) {
+		cli_usage(stderr);
+		goto out;
+	}
+	if (cidr_addr_parse(o.client_ip, addr) == -1) {
+		fprintf(stderr,
+		    "authgate check: --client-ip '%s' is not an "
+		    "IP address\n",
+		    o.client_ip);
+		goto out;
+	}
+	if ((cfg = config_load(o.conf, o.overrides, o.noverrides, &err)) ==
+	    NULL) {
+		fputs(err.data, stderr);
+		goto out;
+	}
+	/* stdout is the interface; stderr gets problems, not the summary */
+	log_set_level(cfg->log_level == LOG_DEBUG ? LOG_DEBUG : LOG_WARNING);
+	if ((snap = snapshot_build(cfg, NULL, NULL, &err)) == NULL) {
+		fputs(err.data, stderr);
+		goto out;
+	}
+	if (cli_read(o.file, &data) == -1) {
+		snapshot_release(snap);
+		goto out;
+	}
+	if ((c = conn_new(snap)) == NULL) {
+		fprintf(stderr, "authgate check: out of memory\n");
+		snapshot_release(snap);
+		goto out;
+	}
+	conn_set_client(c, NULL, o.client_ip, NULL);
+	conn_set_helo(c, o.helo);
+	conn_connected(c);
+	if ((m = msg_new(c)) == NULL) {
+		fprintf(stderr, "authgate check: out of memory\n");
+		conn_free(c);
+		snapshot_release(snap);
+		goto out;
+	}
+	msg_set_auth(m, o.auth_user);
+	msg_mail(m, o.mail_from ? o.mail_from : "<>");
+	for (i = 0; i < o.nrcpts; i++)
+		msg_rcpt(m, o.rcpts[i]);
+	cli_feed(m, data.data, data.len);
+	cli_print(m);
+	conn_free(c);
+	snapshot_release(snap);
+	rc = 0;
+out:
+	buf_release(&data);
+	buf_release(&err);
+	free(o.overrides);
+	free(o.rcpts);
+	return rc;
+}

@@ -1,0 +1,102 @@
+/*
+ * config.h - the configuration: one table row per parameter.
+ *
+ * config_load() reads "name = value" lines (full-line '#' comments; a line
+ * starting with white space continues the previous value), applies -o
+ * overrides, checks every value against its row (type, bounds, allowed
+ * words) and reports every error as "file:line: message". Unknown names
+ * are errors. The result is immutable and shared by all threads through
+ * the snapshot (snapshot.h); reload builds a new one. Adding a parameter
+ * means adding a field here, a row in config.c and an entry in
+ * authgate.conf(5) - a test checks the last against the table.
+ */
+#ifndef AG_CONFIG_H
+#define AG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct buf;
+struct cidr_set;
+
+#define AG_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
+
+/* What a failure class or a verdict does to the message. */
+enum ag_action {
+	AG_ACT_ACCEPT = 0,
+	AG_ACT_TEMPFAIL,
+	AG_ACT_REJECT,
+	AG_ACT_QUARANTINE,
+	AG_ACT_DISCARD,
+};
+
+struct strlist {
+	size_t n;
+	char **v;
+};
+
+struct config {
+	char *file; /* the file read, or "" for built-in defaults */
+
+	/* daemon */
+	char *milter_socket;
+	char *user;
+	char *pid_file;
+	int log_level;
+	int syslog_facility;
+	long long drain_timeout_ms;
+
+	/* trust */
+	char *authserv_id;
+	struct cidr_set *internal_hosts;
+	bool internal_auth;
+
+	/* dns */
+	struct strlist dns_servers;
+	long long dns_timeout_ms;
+	long long dns_cache_size;
+	long long dns_cache_max_ttl_ms;
+	long long dns_error_ttl_ms;
+	long long dns_max_queries;
+	char *dns_trust_anchor;
+
+	/* limits */
+	long long max_headers;
+	long long header_size_limit;
+
+	/* failure classes */
+	int on_dns_error;
+	int on_internal_error;
+
+	char **raw; /* effective value text of each row, for -p */
+};
+
+/*
+ * config_load - read path (NULL: the built-in default path, which may be
+ * absent) and apply overrides ("name=value" strings). Returns NULL and
+ * appends one line per problem to err when anything is wrong.
+ */
+struct config *config_load(const char *path, const char *const *overrides,
+    size_t noverrides, struct buf *err);
+
+/* config_free - release a configuration. */
+void config_free(struct config *);
+
+/* config_print - every parameter as "name = value", in table order. */
+void config_print(const struct config *, FILE *);
+
+/* config_nparams, config_param_name - walk the table (for tests, docs). */
+size_t config_nparams(void);
+const char *config_param_name(size_t);
+
+/* config_default_path - the compiled-in path of authgate.conf. */
+const char *config_default_path(void);
+
+/* config_action_name - "accept", "tempfail", ... */
+const char *config_action_name(int);
+
+/* config_milter_socket_check - syntax check of a libmilter socket spec. */
+int config_milter_socket_check(const char *, char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * msgctx.h - struct conn, struct msg, the header list and the stage driver.
+ *
+ * The adapters (milter.c for the daemon, cli.c for `authgate check`) feed
+ * SMTP facts and message bytes in through the conn_* and msg_* calls; the
+ * driver runs each check of the snapshot's table at each stage; at eom the
+ * verdict (policy.c) lands in m->verdict and the adapter carries it out.
+ * Nothing here knows whether an MTA is attached.
+ *
+ * Ownership: a conn owns a connection arena (client facts, lives until
+ * close) and pins one snapshot for its whole life; a msg owns a message
+ * arena (MAIL FROM to eom/abort). Everything a check allocates for a
+ * message lives in m->arena and is freed by msg_free(), on every path.
+ * Pointers into an arena are valid until that arena is freed.
+ *
+ * Errors: calls return nothing to branch on; an allocation failure or a
+ * check's internal error sets a class bit in m->errors and the message
+ * goes on; policy.c turns the classes into an action. Each conn is used by
+ * one thread at a time (libmilter's per-connection thread).
+ */
+#ifndef AG_MSGCTX_H
+#define AG_MSGCTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "util/str.h"
+#include "ar.h"
+#include "config.h"
+#include "dns.h"
+#include "log.h"
+#include "snapshot.h"
+
+struct arena;
+struct sockaddr;
+
+/* Failure classes: the verdict maps each to an action from config. */
+#define AG_ERR_INTERNAL 0x01 /* our side: out of memory, library error */
+#define AG_ERR_DNS	0x02 /* temporary DNS failure a check could not pass */
+
+/* Message flags (limits hit; the message goes on). */
+#define AG_MSG_TRUNC_HEADERS 0x01 /* more than max_headers: rest not kept */
+#define AG_MSG_TRUNC_HEADER  0x02 /* a header over header_size_limit */
+
+struct hdr {
+	const char *name;
+	size_t namelen;
+	const char *value; /* as sent: leading space kept, folds as CRLF */
+	size_t valuelen;
+	struct hdr *next;
+};
+
+enum ag_edit {
+	AG_EDIT_INSERT, /* insert at the top (index 0) */
+	AG_EDIT_DELETE, /* delete the index-th header of that name */
+};
+
+struct hdr_edit {
+	enum ag_edit op;
+	const char *name;
+	const char *value; /* INSERT: folded with "\n" + tab */
+	int index;	   /* DELETE: 1-based among same-name headers */
+	struct hdr_edit *next;
+};
+
+struct verdict {
+	enum ag_action action;
+	const char *rcode;	/* "550", "451" */
+	const char *xcode;	/* "5.7.1" */
+	const char *text;	/* human text of the reply */
+	const char *quarantine; /* reason, for AG_ACT_QUARANTINE */
+	struct hdr_edit *edits; /* deletions first (highest index first) */
+};
+
+struct conn {
+	struct arena *arena;
+	struct snapshot *snap;
+	const struct config *cfg; /* snap->cfg */
+	unsigned char client_addr[16];
+	int client_family;     /* 4, 6, or 0 when unknown */
+	const char *client_ip; /* "192.0.2.1", "2001:db8::1", "unknown" */
+	const char *client_name;
+	const char *helo;
+	const char *authserv_id;
+	const char *daemon_name;
+	const char *tls_version;
+	const char *cipher;
+	bool internal_ip; /* client address in internal_hosts */
+	unsigned nmsgs;
+	struct msg *msg; /* the message in progress, if any */
+};
+
+struct msg {
+	struct conn *conn;
+	struct arena *arena;
+	const struct config *cfg;
+	char qid[64];
+	const char *mail_from; /* address without <>; "" for the null sender */
+	const char *mail_domain; /* part after the last @, or NULL */
+	const char **rcpts;
+	size_t nrcpts, rcpt_alloc;
+	const char *auth_user; /* {auth_authen}, NULL if none */
+	bool internal;	       /* internal_hosts or SMTP AUTH */
+	struct hdr *hdrs, *hdr_tail;
+	size_t nhdrs;
+	size_t nar_seen; /* Authentication-Results headers received */
+	int *ar_remove;	 /* their indexes to delete */
+	size_t nar_remove, ar_remove_alloc;
+	unsigned long long body_bytes;
+	bool eoh_done;
+	unsigned flags;	 /* AG_MSG_* */
+	unsigned errors; /* AG_ERR_* */
+	struct dns_budget dns_budget;
+	struct ar_result *ar, *ar_tail; /* results for our A-R header */
+	double score;
+	struct verdict verdict;
+	struct timespec t_start;
+};
+
+/* conn_new - a connection pinned to snapshot s (reference taken). NULL
+ * when out of memory. */
+struct conn *conn_new(struct snapshot *s);
+
+/* conn_free - end the message in progress (if any), release everything. */
+void conn_free(struct conn *);
+
+/*
+ * conn_set_client - client address from the MTA: the socket address when
+ * given, else the text form ("IPv6:" prefix accepted); name may be NULL.
+ */
+void conn_set_client(
+    struct conn *, const struct sockaddr *, const char *ip, const char *name);
+void conn_set_helo(struct conn *, const char *);
+void conn_set_authserv_id(struct conn *, const char *);
+void conn_set_daemon_name(struct conn *, const char *);
+void conn_set_tls(struct conn *, const char *version, const char *cipher);
+
+/* conn_connected - run the connect stage (all client facts known). */
+void conn_connected(struct conn *);
+
+/* msg_new - start a message on c (ending one in progress first). */
+struct msg *msg_new(struct conn *c);
+
+/* msg_free - end the message (abort path included) and free its arena. */
+void msg_free(struct msg *);
+
+void msg_set_qid(struct msg *, const char *);
+void msg_set_auth(struct msg *, const char *user);
+
+/* msg_mail - MAIL FROM ("<a@b>", "a@b" or "<>"); runs the mail stage. */
+void msg_mail(struct msg *, const char *from);
+
+void msg_rcpt(struct msg *, const char *rcpt);
+
+/* msg_header - one header as the MTA sent it (value with leading space
+ * when the MTA gives it; "\n" folds are stored as "\r\n"). */
+void msg_header(struct msg *, const char *name, const char *value);
+
+void msg_eoh(struct msg *);
+void msg_body(struct msg *, const unsigned char *, size_t);
+
+/* msg_eom - final stage, then the verdict into m->verdict. */
+void msg_eom(struct msg *);
+
+/*
+ * msg_error - record a failure class (AG_ERR_*) and log why, once per
+ * message and class. Checks call this instead of deciding anything.
+ */
+void msg_error(struct msg *, unsigned cls, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* msg_ar_add - append a result to our A-R header (arena-owned r). */
+void msg_ar_add(struct msg *, struct ar_result *r);
+
+/* msg_ar_new - a zeroed result in the arena (NULL: internal error set). */
+struct ar_result *msg_ar_new(
+    struct msg *, const char *method, const char *result);
+
+/* msg_ar_prop - add a property; ignored (and logged) past the maximum. */
+void msg_ar_prop(struct msg *, struct ar_result *, const char *ptype,
+    const char *name, const char *value);
+
+/* msg_dns_start - dns_query_start under the message's budget; the handle
+ * is freed with the message. */
+struct dns_query *msg_dns_start(struct msg *, const char *name, int rrtype);
+
+/* msg_authserv_id - ours: config, else the MTA's j macro, else hostname. */
+const char *msg_authserv_id(const struct msg *);
+
+/* log_msg - a log line prefixed with the queue id (or NOQUEUE). */
+void log_msg(const struct msg *, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* log_safe - network input made fit for a log line (arena copy). */
+const char *log_safe(const struct msg *, const char *);
+
+/* msg_elapsed_ms - milliseconds since MAIL FROM. */
+long msg_elapsed_ms(const struct msg *);
+
+#endif

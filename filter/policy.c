@@ -1,0 +1,95 @@
+/*
+ * policy.c - the verdict (see policy.h).
+ */
+#include <string.h>
+
+#include "util/arena.h"
+#include "msgctx.h"
+#include "policy.h"
+
+/* policy_reply - set action and SMTP reply for a failure class */
+static void
+policy_reply(struct verdict *v, int action, const char *why)
+{
+	v->action = action;
+	switch (action) {
+	case AG_ACT_TEMPFAIL:
+		v->rcode = "451";
+		v->xcode = "4.7.1";
+		v->text = why;
+		break;
+	case AG_ACT_REJECT:
+		v->rcode = "550";
+		v->xcode = "5.7.1";
+		v->text = why;
+		break;
+	default:
+		break;
+	}
+}
+
+/* policy_edit - prepend an edit (so the list ends up in push order) */
+static struct hdr_edit *
+policy_edit(struct msg *m, struct hdr_edit ***tailp, enum ag_edit op,
+    const char *name, const char *value, int index)
+{
+	struct hdr_edit *e = arena_zalloc(m->arena, sizeof(*e));
+
+	if (e == NULL)
+		return NULL;
+	e->op = op;
+	e->name = name;
+	e->value = value;
+	e->index = index;
+	**tailp = e;
+	*tailp = &e->next;
+	return e;
+}
+
+/* policy_headers - remove forged A-R headers, add ours */
+static int
+policy_headers(struct msg *m)
+{
+	struct hdr_edit **tail = &m->verdict.edits;
+	const char *ar;
+	size_t i;
+
+	/* Highest index first: no deletion renumbers one still to come. */
+	for (i = m->nar_remove; i-- > 0;)
+		if (policy_edit(m, &tail, AG_EDIT_DELETE,
+			"Authentication-Results", NULL,
+			m->ar_remove[i]) == NULL)
+			return -1;
+	if ((ar = ar_build(m->arena, msg_authserv_id(m), m->ar, "\n")) == NULL)
+		return -1;
+	if (policy_edit(m, &tail, AG_EDIT_INSERT, "Authentication-Results", ar,
+		0) == NULL)
+		return -1;
+	return 0;
+}
+
+/* policy_decide - one action for the message */
+void
+policy_decide(struct msg *m)
+{
+	const struct config *cfg = m->cfg;
+	struct verdict *v = &m->verdict;
+
+	memset(v, 0, sizeof(*v));
+	v->action = AG_ACT_ACCEPT;
+	if (m->errors & AG_ERR_DNS)
+		policy_reply(v, cfg->on_dns_error,
+		    "temporary DNS failure, try again later");
+	if (v->action == AG_ACT_ACCEPT && (m->errors & AG_ERR_INTERNAL))
+		policy_reply(v, cfg->on_internal_error,
+		    "temporary local problem, try again later");
+	if (v->action != AG_ACT_ACCEPT && v->action != AG_ACT_QUARANTINE)
+		return;
+	if (policy_headers(m) == -1) {
+		/* Out of memory while writing headers: same class as any. */
+		m->errors |= AG_ERR_INTERNAL;
+		v->edits = NULL;
+		policy_reply(v, cfg->on_internal_error,
+		    "temporary local problem, try again later");
+	}
+}
