@@ -4,11 +4,13 @@
  * fatal paths live only here and in config.c, and only before smfi_main.
  *
  * Signals: libmilter runs its own sigwait() thread for SIGHUP, SIGTERM and
- * SIGINT, and it stops the milter on SIGHUP. We block those signals in
- * every thread and start our own sigwait() thread BEFORE smfi_main creates
- * libmilter's: Linux hands a process-directed signal to the first thread
- * (in creation order) that is waiting for it, so ours sees SIGHUP and
- * reloads. SIGUSR1 also reloads (OpenDKIM's signal) and reaches only us.
+ * SIGINT, and it stops the milter on SIGHUP. smfi_main therefore runs in a
+ * thread of its own, and the main thread keeps those signals unblocked,
+ * with SA_NODEFER handlers that only write to a pipe. Linux delivers a
+ * process-directed signal to the thread group leader when that thread
+ * accepts it, so ours are always chosen over libmilter's sigwait(); the
+ * main thread then reloads (SIGHUP, SIGUSR1) or drains and exits (SIGTERM,
+ * SIGINT). Every other thread has the signals blocked.
  */
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -62,6 +64,8 @@ static int status_fd = -1; /* to the waiting parent, while daemonizing */
 static int listen_fds[8];  /* libmilter's listening socket(s) */
 static int nlisten;
 static atomic_bool stopping;
+static char *unix_path; /* a unix milter socket, to remove at exit */
+static int sig_pipe[2]; /* signal handlers -> main loop */
 
 /* usage - the synopsis */
 static void
@@ -157,12 +161,24 @@ static void __attribute__((noreturn)) finish(void)
 	atomic_store(&stopping, true);
 	pthread_mutex_lock(&once); /* never unlocked: one thread exits */
 	/*
-	 * Stop accepting. Not smfi_stop(): it waits for a mutex libmilter's
-	 * listener holds through its 5 s poll. A shut-down listening socket
-	 * refuses new connections at once; open ones carry on.
+	 * Stop accepting, without stopping libmilter: its worker pool stops
+	 * serving every open session as soon as smfi_stop() (or a failing
+	 * listener) sets its stop flag, so that cannot drain anything.
+	 * Instead the listening descriptor becomes the read end of a pipe
+	 * that never turns readable: the socket itself is closed (new
+	 * connections are refused), libmilter's listener idles, and open
+	 * sessions carry on until they end or drain_timeout passes.
 	 */
-	for (int i = 0; i < nlisten; i++)
-		shutdown(listen_fds[i], SHUT_RDWR);
+	for (int i = 0; i < nlisten; i++) {
+		int p[2];
+
+		if (pipe(p) == -1 || dup2(p[0], listen_fds[i]) == -1)
+			log_warn("cannot close the listening socket: %s",
+			    strerror(errno));
+		close(p[0]); /* p[1] stays open on purpose */
+	}
+	if (unix_path != NULL && unlink(unix_path) == -1 && errno != ENOENT)
+		log_warn("cannot remove %s: %s", unix_path, strerror(errno));
 	s = snapshot_acquire();
 	drain(s ? s->cfg->drain_timeout_ms : 0);
 	snapshot_release(s);
@@ -173,24 +189,59 @@ static void __attribute__((noreturn)) finish(void)
 	exit(0);
 }
 
-/* signal_thread - our sigwait loop (see the top of this file) */
-static void *
-signal_thread(void *arg)
+/* on_signal - handler: hand the signal to the main loop */
+static void
+on_signal(int sig)
 {
-	sigset_t *set = arg;
-	int sig;
+	char c = (char)sig;
+	int saved = errno;
 
+	if (write(sig_pipe[1], &c, 1) == -1) {
+		/* the pipe is full: signals are already waiting */
+	}
+	errno = saved;
+}
+
+/* signal_loop - the main thread: act on signals, forever */
+static void __attribute__((noreturn)) signal_loop(const sigset_t *set)
+{
+	struct sigaction sa;
+	char c;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sa.sa_flags =
+	    SA_RESTART | SA_NODEFER; /* never blocked, even mid-handler */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	pthread_sigmask(SIG_UNBLOCK, set, NULL);
 	for (;;) {
-		if (sigwait(set, &sig) != 0)
-			continue;
-		if (sig == SIGHUP || sig == SIGUSR1) {
+		ssize_t n = read(sig_pipe[0], &c, 1);
+
+		if (n != 1)
+			continue; /* EINTR */
+		if (c == SIGHUP || c == SIGUSR1) {
 			reload();
 			continue;
 		}
 		log_info("%s: stopping, draining %d connection(s)",
-		    sig == SIGTERM ? "SIGTERM" : "SIGINT", milter_active());
+		    c == SIGTERM ? "SIGTERM" : "SIGINT", milter_active());
 		finish();
 	}
+}
+
+/* milter_thread - libmilter's main loop, off the main thread */
+static void *
+milter_thread(void *arg)
+{
+	(void)arg;
+	if (smfi_main() != MI_SUCCESS && !atomic_load(&stopping))
+		log_err("smfi_main failed");
+	/* libmilter stopped by itself (its own signal thread, or a failure) */
+	finish();
 }
 
 /* nodelay_listeners - TCP_NODELAY on libmilter's listening socket */
@@ -247,6 +298,7 @@ unix_socket_owner(const char *spec, const struct passwd *pw)
 	if (strncmp(spec, "unix:", 5) != 0 && strncmp(spec, "local:", 6) != 0)
 		return;
 	path = strchr(spec, ':') + 1;
+	unix_path = xstrdup(path);
 	if (pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) == -1)
 		log_warn("chown %s: %s", path, strerror(errno));
 	if (chmod(path, 0660) == -1)
@@ -414,7 +466,7 @@ static void __attribute__((noreturn)) run(struct config *cfg)
 	struct snapshot *s;
 	struct buf err = BUF_INIT;
 	sigset_t set;
-	pthread_t sigthr;
+	pthread_t mthr;
 
 	if (getuid() == 0 && (pw = getpwnam(cfg->user)) == NULL)
 		fatal(AG_EX_CONFIG,
@@ -461,21 +513,22 @@ static void __attribute__((noreturn)) run(struct config *cfg)
 	}
 	buf_release(&err);
 	snapshot_install(s);
-	if (pthread_create(&sigthr, NULL, signal_thread, &set) != 0)
-		fatal(AG_EX_OSERR, "cannot start the signal thread");
+	if (pipe(sig_pipe) == -1)
+		fatal(AG_EX_OSERR, "pipe: %s", strerror(errno));
+	fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK);
 	log_info("authgate %s listening on %s as %s, configuration %s",
 	    PACKAGE_VERSION, cfg->milter_socket,
 	    pw ? pw->pw_name : "the invoking user",
 	    cfg->file[0] ? cfg->file : "built-in defaults");
+	if (pthread_create(&mthr, NULL, milter_thread, NULL) != 0)
+		fatal(AG_EX_OSERR, "cannot start the milter thread");
 	if (status_fd != -1) {
 		if (write(status_fd, "ok", 2) != 2)
 			log_warn("cannot report readiness to the parent");
 		close(status_fd);
+		status_fd = -1;
 	}
-	if (smfi_main() != MI_SUCCESS && !atomic_load(&stopping))
-		log_err("smfi_main failed");
-	/* libmilter's own signal thread took the signal, or it failed */
-	finish();
+	signal_loop(&set);
 }
 
 int
@@ -497,23 +550,29 @@ main(int argc, char **argv)
 	if ((cfg = config_load(
 		 opts.conf, opts.overrides, opts.noverrides, &err)) == NULL) {
 		fputs(err.data, stderr);
+		buf_release(&err);
+		free(opts.overrides);
 		return opts.check_only ? 1 : AG_EX_CONFIG;
 	}
 	log_set_level(cfg->log_level);
 	if (opts.print) {
 		config_print(cfg, stdout);
 		config_free(cfg);
+		free(opts.overrides);
 		return 0;
 	}
 	if (opts.check_only) {
 		/* Everything a start would load: resolver, tables, keys. */
 		if ((s = snapshot_build(cfg, NULL, NULL, &err)) == NULL) {
 			fputs(err.data, stderr);
+			buf_release(&err);
+			free(opts.overrides);
 			return 1;
 		}
 		printf("authgate: configuration OK (%s)\n",
 		    s->cfg->file[0] ? s->cfg->file : "built-in defaults");
 		snapshot_release(s);
+		free(opts.overrides);
 		return 0;
 	}
 	run(cfg);

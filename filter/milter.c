@@ -236,10 +236,11 @@ mlfi_text(struct msg *m, const char *t)
 
 /* mlfi_edits - carry out the header edits; -1 if the MTA refused one */
 static int
-mlfi_edits(SMFICTX *ctx, struct msg *m)
+mlfi_edits(SMFICTX *ctx, const struct mlfi *st, struct msg *m)
 {
 	const struct hdr_edit *e;
 	int rc = 0;
+	char *v;
 
 	for (e = m->verdict.edits; e != NULL; e = e->next) {
 		if (e->op == AG_EDIT_DELETE &&
@@ -251,9 +252,17 @@ mlfi_edits(SMFICTX *ctx, struct msg *m)
 			    e->name, e->index);
 			rc = -1;
 		}
-		if (e->op == AG_EDIT_INSERT &&
-		    smfi_insheader(ctx, 0, (char *)e->name, (char *)e->value) !=
-			MI_SUCCESS) {
+		if (e->op != AG_EDIT_INSERT)
+			continue;
+		/* With HDR_LEADSPC the MTA writes "Name:value": the space
+		 * after the colon is ours to give. */
+		v = (char *)e->value;
+		if ((st->proto & SMFIP_HDR_LEADSPC) &&
+		    (v = arena_printf(m->arena, " %s", e->value)) == NULL) {
+			rc = -1;
+			continue;
+		}
+		if (smfi_insheader(ctx, 0, (char *)e->name, v) != MI_SUCCESS) {
 			log_msg(m, LOG_ERR, "milter: MTA refused to add %s",
 			    e->name);
 			rc = -1;
@@ -264,7 +273,7 @@ mlfi_edits(SMFICTX *ctx, struct msg *m)
 
 /* mlfi_reply - the final answer for a message */
 static sfsistat
-mlfi_reply(SMFICTX *ctx, struct msg *m)
+mlfi_reply(SMFICTX *ctx, const struct mlfi *st, struct msg *m)
 {
 	const struct verdict *v = &m->verdict;
 
@@ -278,7 +287,7 @@ mlfi_reply(SMFICTX *ctx, struct msg *m)
 	case AG_ACT_DISCARD:
 		return SMFIS_DISCARD;
 	case AG_ACT_QUARANTINE:
-		if (mlfi_edits(ctx, m) == -1)
+		if (mlfi_edits(ctx, st, m) == -1)
 			goto tempfail;
 		if (smfi_quarantine(ctx,
 			mlfi_text(
@@ -287,7 +296,7 @@ mlfi_reply(SMFICTX *ctx, struct msg *m)
 			log_msg(m, LOG_ERR, "milter: MTA refused quarantine");
 		return SMFIS_CONTINUE;
 	default:
-		if (mlfi_edits(ctx, m) == -1)
+		if (mlfi_edits(ctx, st, m) == -1)
 			goto tempfail;
 		return SMFIS_CONTINUE;
 	}
@@ -314,7 +323,7 @@ mlfi_eom(SMFICTX *ctx)
 	}
 	msg_set_qid(m, smfi_getsymval(ctx, "i"));
 	msg_eom(m);
-	rc = mlfi_reply(ctx, m);
+	rc = mlfi_reply(ctx, st, m);
 	msg_free(m);
 	return rc;
 }
