@@ -217,10 +217,16 @@ static char *
 mlfi_text(struct msg *m, const char *t)
 {
 	size_t len = strlen(t), i, n = 0;
-	char *out = arena_alloc(m->arena, 2 * len + 1);
+	char *out;
 
-	if (out == NULL)
-		return (char *)"temporary local problem";
+	for (i = 0; i < len; i++)
+		if (t[i] == '%' || (unsigned char)t[i] < 0x20 ||
+		    (unsigned char)t[i] >= 0x7f)
+			break;
+	if (i == len)
+		return (char *)t; /* already safe: no copy needed */
+	if ((out = arena_alloc(m->arena, 2 * len + 1)) == NULL)
+		return (char *)"local problem";
 	for (i = 0; i < len; i++) {
 		char c = t[i];
 

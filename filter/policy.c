@@ -1,6 +1,7 @@
 /*
  * policy.c - the verdict (see policy.h).
  */
+#include <stdbool.h>
 #include <string.h>
 
 #include "util/arena.h"
@@ -9,19 +10,23 @@
 
 /* policy_reply - set action and SMTP reply for a failure class */
 static void
-policy_reply(struct verdict *v, int action, const char *why)
+policy_reply(struct verdict *v, int action, unsigned cls)
 {
+	bool dns = (cls == AG_ERR_DNS);
+
 	v->action = action;
 	switch (action) {
 	case AG_ACT_TEMPFAIL:
 		v->rcode = "451";
 		v->xcode = "4.7.1";
-		v->text = why;
+		v->text = dns ? "temporary DNS failure, try again later"
+			      : "temporary local problem, try again later";
 		break;
 	case AG_ACT_REJECT:
 		v->rcode = "550";
 		v->xcode = "5.7.1";
-		v->text = why;
+		v->text = dns ? "DNS failure, message refused"
+			      : "local problem, message refused";
 		break;
 	default:
 		break;
@@ -78,18 +83,15 @@ policy_decide(struct msg *m)
 	memset(v, 0, sizeof(*v));
 	v->action = AG_ACT_ACCEPT;
 	if (m->errors & AG_ERR_DNS)
-		policy_reply(v, cfg->on_dns_error,
-		    "temporary DNS failure, try again later");
+		policy_reply(v, cfg->on_dns_error, AG_ERR_DNS);
 	if (v->action == AG_ACT_ACCEPT && (m->errors & AG_ERR_INTERNAL))
-		policy_reply(v, cfg->on_internal_error,
-		    "temporary local problem, try again later");
+		policy_reply(v, cfg->on_internal_error, AG_ERR_INTERNAL);
 	if (v->action != AG_ACT_ACCEPT && v->action != AG_ACT_QUARANTINE)
 		return;
 	if (policy_headers(m) == -1) {
 		/* Out of memory while writing headers: same class as any. */
 		m->errors |= AG_ERR_INTERNAL;
 		v->edits = NULL;
-		policy_reply(v, cfg->on_internal_error,
-		    "temporary local problem, try again later");
+		policy_reply(v, cfg->on_internal_error, AG_ERR_INTERNAL);
 	}
 }
