@@ -31,6 +31,7 @@ struct ar_result {
 	const char *result;  /* "pass", "fail", ... */
 	const char *reason;  /* optional: rendered as reason="..." */
 	const char *comment; /* optional: rendered as (comment) */
+	const char *logkey;  /* name in the log summary (default: method) */
 	struct ar_prop props[AG_AR_MAX_PROPS];
 	int nprops;
 	struct ar_result *next;

@@ -7,7 +7,9 @@
 #include <stddef.h>
 
 #include "checks.h"
+#include "spf.h"
 
 const struct check *const checks_table[] = {
+    &spf_check,
     NULL,
 };

@@ -216,12 +216,19 @@ cli_print(const struct msg *m)
 	const struct verdict *v = &m->verdict;
 	const struct hdr_edit *e;
 
-	for (e = v->edits; e != NULL; e = e->next)
-		if (e->op == AG_EDIT_INSERT) {
-			printf("%s: ", e->name);
-			cli_print_unfolded(e->value);
-			putchar('\n');
-		}
+	const struct hdr_edit *ins[32];
+	size_t n = 0;
+
+	/* Inserts go to the top one after the other: the last one ends up
+	 * first. Print them as the message will show them, top down. */
+	for (e = v->edits; e != NULL && n < 32; e = e->next)
+		if (e->op == AG_EDIT_INSERT)
+			ins[n++] = e;
+	while (n-- > 0) {
+		printf("%s: ", ins[n]->name);
+		cli_print_unfolded(ins[n]->value);
+		putchar('\n');
+	}
 	for (e = v->edits; e != NULL; e = e->next)
 		if (e->op == AG_EDIT_DELETE)
 			printf("removed: %s\n", e->name);

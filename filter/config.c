@@ -13,6 +13,7 @@
 #include "util/str.h"
 #include "util/xalloc.h"
 #include "log.h"
+#include "spf_record.h"
 #include "config.h"
 
 #ifndef AG_SYSCONFDIR
@@ -45,6 +46,8 @@ struct conf_param {
 	long long min, max; /* INT: value; TIME: ms; SIZE: bytes */
 	const struct conf_word *words;
 	size_t off;
+	/* an extra syntax check of STR values: -1 and a reason */
+	int (*check)(const char *, char *, size_t);
 };
 
 static const struct conf_word conf_actions[] = {
@@ -53,6 +56,27 @@ static const struct conf_word conf_actions[] = {
     {"reject", AG_ACT_REJECT},
     {NULL, 0},
 };
+
+/* What an SPF result does (none: only annotate). */
+static const struct conf_word conf_spf_actions[] = {
+    {"none", AG_ACT_ACCEPT},
+    {"tempfail", AG_ACT_TEMPFAIL},
+    {"reject", AG_ACT_REJECT},
+    {NULL, 0},
+};
+
+/* conf_check_explanation - an SPF explain-string (RFC 7208 6.2, 7.1) */
+static int
+conf_check_explanation(const char *v, char *why, size_t whylen)
+{
+	const char *reason;
+
+	if (spf_macro_check(v, true, &reason) == -1) {
+		snprintf(why, whylen, "'%s': %s", v, reason);
+		return -1;
+	}
+	return 0;
+}
 
 static const struct conf_word conf_levels[] = {
     {"err", LOG_ERR},
@@ -78,15 +102,16 @@ static const struct conf_word conf_facilities[] = {
     {NULL, 0},
 };
 
-#define OFF(f) offsetof(struct config, f)
-#define SEC    1000LL
-#define DAY    (86400LL * SEC)
+#define OFF(f)	       offsetof(struct config, f), NULL
+#define OFFC(f, check) offsetof(struct config, f), check
+#define SEC	       1000LL
+#define DAY	       (86400LL * SEC)
 
 /* One row per parameter: the only place a setting is defined. */
 static const struct conf_param conf_params[] = {
     /* name             type       default  min  max  words  where */
     {"milter_socket", CONF_STR, "inet:8894@127.0.0.1", 0, 0, NULL,
-	OFF(milter_socket)},
+	OFFC(milter_socket, config_milter_socket_check)},
     {"user", CONF_STR, "authgate", 0, 0, NULL, OFF(user)},
     {"pid_file", CONF_PATH, "/run/authgate/authgate.pid", 0, 0, NULL,
 	OFF(pid_file)},
@@ -117,6 +142,23 @@ static const struct conf_param conf_params[] = {
 	OFF(on_dns_error)},
     {"on_internal_error", CONF_ENUM, "tempfail", 0, 0, conf_actions,
 	OFF(on_internal_error)},
+    {"spf_enable", CONF_BOOL, "yes", 0, 0, NULL, OFF(spf_enable)},
+    {"spf_helo", CONF_BOOL, "yes", 0, 0, NULL, OFF(spf_helo)},
+    {"spf_check_internal", CONF_BOOL, "no", 0, 0, NULL,
+	OFF(spf_check_internal)},
+    {"spf_received_header", CONF_BOOL, "no", 0, 0, NULL,
+	OFF(spf_received_header)},
+    {"spf_fail_action", CONF_ENUM, "none", 0, 0, conf_spf_actions,
+	OFF(spf_fail_action)},
+    {"spf_softfail_action", CONF_ENUM, "none", 0, 0, conf_spf_actions,
+	OFF(spf_softfail_action)},
+    {"spf_permerror_action", CONF_ENUM, "none", 0, 0, conf_spf_actions,
+	OFF(spf_permerror_action)},
+    {"spf_default_explanation", CONF_STR,
+	"%{i} is not allowed to send mail for %{d}", 0, 0, NULL,
+	OFFC(spf_default_explanation, conf_check_explanation)},
+    {"spf_timeout", CONF_TIME, "20s", 1000, 300 * SEC, NULL,
+	OFF(spf_timeout_ms)},
 };
 
 #define AG_CONF_N (sizeof(conf_params) / sizeof(conf_params[0]))
@@ -268,8 +310,7 @@ conf_set(
 			    why, whylen, "'%s' is not an absolute path", value);
 			return -1;
 		}
-		if (strcmp(p->name, "milter_socket") == 0 &&
-		    config_milter_socket_check(value, why, whylen) == -1)
+		if (p->check != NULL && p->check(value, why, whylen) == -1)
 			return -1;
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);

@@ -69,6 +69,17 @@ struct config {
 	int on_dns_error;
 	int on_internal_error;
 
+	/* spf */
+	bool spf_enable;
+	bool spf_helo;
+	bool spf_check_internal;
+	bool spf_received_header;
+	int spf_fail_action;
+	int spf_softfail_action;
+	int spf_permerror_action;
+	char *spf_default_explanation;
+	long long spf_timeout_ms;
+
 	char **raw; /* effective value text of each row, for -p */
 };
 

@@ -152,7 +152,7 @@ dns_hash(const char *key)
 	return h;
 }
 
-/* dns_name_valid - lengths and bytes of a presentation-form name */
+/* dns_name_valid - lengths of a name whose labels may hold any byte */
 bool
 dns_name_valid(const char *name)
 {
@@ -163,21 +163,40 @@ dns_name_valid(const char *name)
 	if (len == 0 || len > AG_DNS_MAX_NAME)
 		return false;
 	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c == '.') {
+		if (name[i] == '.') {
 			if (label == 0)
 				return false;
 			label = 0;
 			continue;
 		}
-		/* '\\' would be read as an escape by libunbound's parser */
-		if (c <= 0x20 || c >= 0x7f || c == '\\')
-			return false;
 		if (++label > 63)
 			return false;
 	}
 	return true;
+}
+
+/*
+ * dns_presentation - the name as libunbound parses it: label bytes other
+ * than letters, digits, '-' and '_' as \DDD (a space, '%' or '"' in a
+ * label is legal in DNS; SPF macros produce them). -1 if it does not fit.
+ */
+static int
+dns_presentation(const char *name, char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	for (; *name; name++) {
+		unsigned char c = (unsigned char)*name;
+
+		if (n + 5 >= outlen)
+			return -1;
+		if (str_isalnum(c) || c == '-' || c == '_' || c == '.')
+			out[n++] = (char)c;
+		else
+			n += (size_t)snprintf(out + n, outlen - n, "\\%03u", c);
+	}
+	out[n] = '\0';
+	return 0;
 }
 
 /* dns_make_key - "lowercase-name/type" without the final dot */
@@ -654,7 +673,7 @@ dns_query_start(
 	struct dns_query *q = dns_query_new(d);
 	struct dns_pending *p;
 	pthread_condattr_t ca;
-	char key[AG_DNS_KEY_MAX];
+	char key[AG_DNS_KEY_MAX], wire[4 * AG_DNS_MAX_NAME + 8];
 	unsigned hash;
 	int rc, id;
 
@@ -706,8 +725,11 @@ dns_query_start(
 	pthread_mutex_unlock(&d->lock);
 
 	atomic_fetch_add(&d->st_queries, 1);
-	rc = ub_resolve_async(
-	    d->ub, name, rrtype, 1 /* IN */, p, dns_ub_done, &id);
+	if (dns_presentation(name, wire, sizeof(wire)) == -1)
+		rc = UB_SYNTAX;
+	else
+		rc = ub_resolve_async(
+		    d->ub, wire, rrtype, 1 /* IN */, p, dns_ub_done, &id);
 	if (rc != 0) {
 		log_warn("dns: cannot start query %s/%d: %s", name, rrtype,
 		    ub_strerror(rc));

@@ -156,7 +156,11 @@ int dns_rr_txt_nstrings(const struct dns_rr *);
 int dns_rr_addr(const struct dns_rr *, int rrtype, unsigned char out[16]);
 int dns_rr_name(const struct dns_rr *, size_t off, char *out, size_t outlen);
 
-/* dns_name_valid - syntax check used by dns_query_start. */
+/*
+ * dns_name_valid - the check dns_query_start makes: at most 253 bytes,
+ * labels of 1 to 63 bytes. Label bytes are not restricted (DNS allows any;
+ * they are escaped for libunbound), but NUL ends the name.
+ */
 bool dns_name_valid(const char *name);
 
 #endif

@@ -423,7 +423,8 @@ msg_log_summary(struct msg *m)
 		buf_addf(&b, " auth=%s", log_safe(m, m->auth_user));
 	buf_addf(&b, " internal=%s", m->internal ? "yes" : "no");
 	for (r = m->ar; r != NULL; r = r->next)
-		buf_addf(&b, " %s=%s", r->method, r->result);
+		buf_addf(
+		    &b, " %s=%s", r->logkey ? r->logkey : r->method, r->result);
 	if (m->nar_remove)
 		buf_addf(&b, " removed_ar=%zu", m->nar_remove);
 	if (m->flags)
@@ -498,6 +499,26 @@ msg_ar_prop(struct msg *m, struct ar_result *r, const char *ptype,
 	r->props[r->nprops].name = name;
 	r->props[r->nprops].value = value;
 	r->nprops++;
+}
+
+/* msg_add_header - queue a header for policy.c to insert */
+void
+msg_add_header(struct msg *m, const char *name, const char *value)
+{
+	struct add_hdr *h;
+
+	if (name == NULL || value == NULL ||
+	    (h = arena_zalloc(m->arena, sizeof(*h))) == NULL) {
+		msg_error(m, AG_ERR_INTERNAL, "out of memory (add header)");
+		return;
+	}
+	h->name = name;
+	h->value = value;
+	if (m->add_tail)
+		m->add_tail->next = h;
+	else
+		m->add_hdrs = h;
+	m->add_tail = h;
 }
 
 /* msg_dns_start - a query under the message budget, freed with it */

@@ -64,6 +64,35 @@ struct hdr_edit {
 	struct hdr_edit *next;
 };
 
+/* SPF results (RFC 7208 2.6), in the order A-R and logs name them. */
+enum ag_spf_result {
+	AG_SPF_NONE = 0,
+	AG_SPF_NEUTRAL,
+	AG_SPF_PASS,
+	AG_SPF_FAIL,
+	AG_SPF_SOFTFAIL,
+	AG_SPF_TEMPERROR,
+	AG_SPF_PERMERROR,
+};
+
+struct spf_outcome {
+	bool checked;
+	enum ag_spf_result result;
+	const char *identity; /* the sender checked (postmaster@helo for <>) */
+	const char *domain;   /* its domain */
+	const char *reason;   /* what decided it: a term, an error */
+	const char *explanation; /* fail: the exp= text, expanded */
+};
+
+/* A header a check wants added (Received-SPF, DKIM-Signature, ...). */
+struct add_hdr {
+	const char *name;
+	const char *value; /* folded with "\n\t" where long */
+	struct add_hdr *next;
+};
+
+struct spf_msg;
+
 struct verdict {
 	enum ag_action action;
 	const char *rcode;	/* "550", "451" */
@@ -112,7 +141,10 @@ struct msg {
 	unsigned flags;	 /* AG_MSG_* */
 	unsigned errors; /* AG_ERR_* */
 	struct dns_budget dns_budget;
-	struct ar_result *ar, *ar_tail; /* results for our A-R header */
+	struct ar_result *ar, *ar_tail;	     /* results for our A-R header */
+	struct add_hdr *add_hdrs, *add_tail; /* other headers to add */
+	struct spf_outcome spf_mailfrom, spf_helo;
+	struct spf_msg *spf; /* spf.c's private state */
 	double score;
 	struct verdict verdict;
 	struct timespec t_start;
@@ -180,6 +212,9 @@ struct ar_result *msg_ar_new(
 /* msg_ar_prop - add a property; ignored (and logged) past the maximum. */
 void msg_ar_prop(struct msg *, struct ar_result *, const char *ptype,
     const char *name, const char *value);
+
+/* msg_add_header - ask for a header to be added (arena-owned strings). */
+void msg_add_header(struct msg *, const char *name, const char *value);
 
 /* msg_dns_start - dns_query_start under the message's budget; the handle
  * is freed with the message. */

@@ -51,13 +51,14 @@ policy_edit(struct msg *m, struct hdr_edit ***tailp, enum ag_edit op,
 	return e;
 }
 
-/* policy_headers - remove forged A-R headers, add ours */
+/* policy_headers - remove forged A-R headers, add ours and the checks' */
 static int
 policy_headers(struct msg *m)
 {
 	struct hdr_edit **tail = &m->verdict.edits;
+	const struct add_hdr *h, *stack[16];
 	const char *ar;
-	size_t i;
+	size_t i, n = 0;
 
 	/* Highest index first: no deletion renumbers one still to come. */
 	for (i = m->nar_remove; i-- > 0;)
@@ -65,12 +66,63 @@ policy_headers(struct msg *m)
 			"Authentication-Results", NULL,
 			m->ar_remove[i]) == NULL)
 			return -1;
+	/*
+	 * Each insert goes to the top, so the last one inserted ends up
+	 * first: the checks' headers bottom-up, then our A-R on top of all.
+	 */
+	for (h = m->add_hdrs; h != NULL && n < 16; h = h->next)
+		stack[n++] = h;
+	while (n-- > 0)
+		if (policy_edit(m, &tail, AG_EDIT_INSERT, stack[n]->name,
+			stack[n]->value, 0) == NULL)
+			return -1;
 	if ((ar = ar_build(m->arena, msg_authserv_id(m), m->ar, "\n")) == NULL)
 		return -1;
 	if (policy_edit(m, &tail, AG_EDIT_INSERT, "Authentication-Results", ar,
 		0) == NULL)
 		return -1;
 	return 0;
+}
+
+/* policy_spf - local policy for the SPF result of the MAIL FROM identity */
+static void
+policy_spf(struct msg *m, struct verdict *v)
+{
+	const struct config *cfg = m->cfg;
+	const struct spf_outcome *o = &m->spf_mailfrom;
+	int action = AG_ACT_ACCEPT;
+	const char *text;
+
+	if (!o->checked || m->internal)
+		return;
+	switch (o->result) {
+	case AG_SPF_FAIL:
+		action = cfg->spf_fail_action;
+		break;
+	case AG_SPF_SOFTFAIL:
+		action = cfg->spf_softfail_action;
+		break;
+	case AG_SPF_PERMERROR:
+		action = cfg->spf_permerror_action;
+		break;
+	default:
+		return;
+	}
+	if (action == AG_ACT_ACCEPT)
+		return;
+	v->action = action;
+	v->rcode = action == AG_ACT_REJECT ? "550" : "451";
+	/* RFC 7372: X.7.23 SPF validation failed, X.7.24 SPF error */
+	if (o->result == AG_SPF_PERMERROR) {
+		v->xcode = action == AG_ACT_REJECT ? "5.7.24" : "4.7.24";
+		text = arena_printf(m->arena, "SPF record of %s is broken: %s",
+		    o->domain ? o->domain : "the sender",
+		    o->reason ? o->reason : "permerror");
+	} else {
+		v->xcode = action == AG_ACT_REJECT ? "5.7.23" : "4.7.23";
+		text = o->explanation;
+	}
+	v->text = text ? text : "SPF check failed";
 }
 
 /* policy_decide - one action for the message */
@@ -86,6 +138,8 @@ policy_decide(struct msg *m)
 		policy_reply(v, cfg->on_dns_error, AG_ERR_DNS);
 	if (v->action == AG_ACT_ACCEPT && (m->errors & AG_ERR_INTERNAL))
 		policy_reply(v, cfg->on_internal_error, AG_ERR_INTERNAL);
+	if (v->action == AG_ACT_ACCEPT)
+		policy_spf(m, v);
 	if (v->action != AG_ACT_ACCEPT && v->action != AG_ACT_QUARANTINE)
 		return;
 	if (policy_headers(m) == -1) {

@@ -5,7 +5,10 @@
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 AG="$AUTHGATE_BIN"
-ID="-o authserv_id=mx.authgate.test"
+# These tests are about the check interface, not SPF: SPF is off (and so
+# no DNS query is ever made; tests/integration covers SPF end to end).
+ID="-o authserv_id=mx.authgate.test -o spf_enable=no"
+export AUTHGATE_NO_SPF="-o spf_enable=no"
 
 out=$("$AG" check $ID --client-ip 192.0.2.1 "$MSGS/plain.eml"); rc=$?
 is "plain: exit 0" "$rc" 0
@@ -19,17 +22,17 @@ like "forged: action last" "$(printf '%s\n' "$out" | tail -1)" '^action: accept$
 
 # -c and -o before or after the word check; -o wins over the file
 printf 'authserv_id = from-file.test\n' > "$T/a.conf"
-out=$("$AG" -c "$T/a.conf" check --client-ip 192.0.2.1 "$MSGS/plain.eml")
+out=$("$AG" -c "$T/a.conf" $AUTHGATE_NO_SPF check --client-ip 192.0.2.1 "$MSGS/plain.eml")
 like "-c before check" "$out" '^Authentication-Results: from-file\.test; none$'
-out=$("$AG" check --client-ip 192.0.2.1 -c "$T/a.conf" -o authserv_id=cli.test "$MSGS/plain.eml")
+out=$("$AG" check --client-ip 192.0.2.1 -c "$T/a.conf" $AUTHGATE_NO_SPF -o authserv_id=cli.test "$MSGS/plain.eml")
 like "-c/-o after check, -o wins" "$out" '^Authentication-Results: cli\.test; none$'
-out=$("$AG" -o authserv_id=x.test check --client-ip 192.0.2.1 - < "$MSGS/plain.eml")
+out=$("$AG" -o authserv_id=x.test $AUTHGATE_NO_SPF check --client-ip 192.0.2.1 - < "$MSGS/plain.eml")
 like "stdin as -" "$out" '^Authentication-Results: x\.test; none$'
-out=$("$AG" -o authserv_id=x.test check --client-ip 192.0.2.1 < "$MSGS/plain.eml")
+out=$("$AG" -o authserv_id=x.test $AUTHGATE_NO_SPF check --client-ip 192.0.2.1 < "$MSGS/plain.eml")
 like "stdin by default" "$out" '^action: accept$'
 
 # without authserv_id: the host name
-out=$("$AG" check --client-ip 192.0.2.1 "$MSGS/plain.eml")
+out=$("$AG" check $AUTHGATE_NO_SPF --client-ip 192.0.2.1 "$MSGS/plain.eml")
 like "default authserv-id is the host name" "$out" "^Authentication-Results: $(hostname); none$"
 
 # line endings, mbox, degenerate files

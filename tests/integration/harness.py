@@ -1360,6 +1360,12 @@ class Authgate(Daemon):
         self.conf = os.path.join(self.base, "authgate-%d.conf" % self.port)
         argv = [self.binary, "-f", "-c", self.conf, "-o",
                 "milter_socket=inet:%d@127.0.0.1" % self.port]
+        if dns is None:
+            # Hermetic always: with no zone given, an empty server on
+            # loopback answers every query (NXDOMAIN); the real DNS is
+            # never reached.
+            dns = DnsServer().start()
+            self.own_dns = dns
         if dns is not None:
             argv += ["-o", "dns_servers=127.0.0.1@%d"
                      % (dns.port if hasattr(dns, "port") else dns)]

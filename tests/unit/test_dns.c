@@ -40,6 +40,7 @@ setup(void **state)
 	fakedns_add(fk, "a.example", 28, "2001:db8::7", 300);
 	fakedns_add(fk, "mx.example", 15, "10 mail.example", 300);
 	fakedns_add(fk, "ttl0.example", 16, "zero", 0);
+	fakedns_add(fk, "odd  name%.example", 1, "192.0.2.9", 300);
 	fakedns_behave(fk, "fail.example", 2, 0, false);
 	fakedns_behave(fk, "refused.example", 5, 0, false);
 	fakedns_behave(fk, "silent.example", -1, 0, true);
@@ -83,7 +84,8 @@ test_rcodes(void **state)
 	    {"fail.example", 16, AG_DNS_SERVFAIL},
 	    {"refused.example", 1, AG_DNS_SERVFAIL},
 	    {"bad..name", 16, AG_DNS_BADNAME},
-	    {"has space.example", 16, AG_DNS_BADNAME},
+	    {"odd  name%.example", 1, AG_DNS_OK}, /* spaces and % in a label */
+	    {"has space.example", 16, AG_DNS_NXDOMAIN}, /* legal, escaped */
 	    {"", 1, AG_DNS_BADNAME},
 	};
 	size_t i;
@@ -300,7 +302,7 @@ test_name_valid(void **state)
 	assert_true(dns_name_valid("example.com."));
 	assert_false(dns_name_valid("."));
 	assert_false(dns_name_valid("a..b"));
-	assert_false(dns_name_valid("back\\slash.example"));
+	assert_true(dns_name_valid("back\\slash and space%.example"));
 	memset(big, 'a', 64);
 	big[64] = '\0';
 	assert_false(dns_name_valid(big)); /* label of 64 */

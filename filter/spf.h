@@ -1,0 +1,20 @@
+/*
+ * spf.h - the SPF check (RFC 7208): MAIL FROM and HELO identities.
+ *
+ * The record of each identity is looked up at MAIL FROM (so it is cached
+ * by the end of the headers), evaluated by libspf2 behind our DNS layer at
+ * the end of the headers, and reported into m->spf_mailfrom and
+ * m->spf_helo, the A-R header (smtp.mailfrom, smtp.helo) and, when asked,
+ * a Received-SPF header. What a result does to the message is policy.c's.
+ */
+#ifndef AG_SPF_H
+#define AG_SPF_H
+
+#include "checks.h"
+
+extern const struct check spf_check;
+
+/* spf_result_name - "pass", "fail", ... */
+const char *spf_result_name(int result);
+
+#endif
