@@ -98,7 +98,12 @@ static struct dns_ans dns_err_budget = {
 static struct dns_ans dns_err_servfail = {
     -1, {AG_DNS_SERVFAIL, 0, 0, NULL, 0, false}};
 
-/* Local zones libunbound answers itself; forwarded setups must not. */
+/*
+ * Zones libunbound answers itself (RFC 6761/6303 special-use names and
+ * private or documentation reverse zones), as libunbound 1.17 lists them;
+ * 64-127.100.in-addr.arpa (100.64.0.0/10) are added in a loop. Loopback and
+ * the unspecified address stay local.
+ */
 static const char *const dns_special_zones[] = {"test.", "invalid.", "onion.",
     "home.arpa.", "10.in-addr.arpa.", "16.172.in-addr.arpa.",
     "17.172.in-addr.arpa.", "18.172.in-addr.arpa.", "19.172.in-addr.arpa.",
@@ -106,11 +111,10 @@ static const char *const dns_special_zones[] = {"test.", "invalid.", "onion.",
     "23.172.in-addr.arpa.", "24.172.in-addr.arpa.", "25.172.in-addr.arpa.",
     "26.172.in-addr.arpa.", "27.172.in-addr.arpa.", "28.172.in-addr.arpa.",
     "29.172.in-addr.arpa.", "30.172.in-addr.arpa.", "31.172.in-addr.arpa.",
-    "168.192.in-addr.arpa.", "64.100.in-addr.arpa.", "254.169.in-addr.arpa.",
-    "2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.",
-    "113.0.203.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa.", "d.f.ip6.arpa.",
-    "8.e.f.ip6.arpa.", "9.e.f.ip6.arpa.", "a.e.f.ip6.arpa.", "b.e.f.ip6.arpa.",
-    NULL};
+    "168.192.in-addr.arpa.", "254.169.in-addr.arpa.", "2.0.192.in-addr.arpa.",
+    "100.51.198.in-addr.arpa.", "113.0.203.in-addr.arpa.",
+    "8.b.d.0.1.0.0.2.ip6.arpa.", "d.f.ip6.arpa.", "8.e.f.ip6.arpa.",
+    "9.e.f.ip6.arpa.", "a.e.f.ip6.arpa.", "b.e.f.ip6.arpa.", NULL};
 
 /* dns_now_ms - monotonic milliseconds */
 static long long
@@ -459,6 +463,7 @@ dns_ub_setup(struct dns *d, const struct dns_conf *c, char *err, size_t errlen)
 {
 	int rc, i;
 	size_t k;
+	char v[128];
 
 #define UBSET(opt, val)                                                  \
 	if ((rc = ub_ctx_set_option(d->ub, opt, val)) != 0) {            \
@@ -500,11 +505,15 @@ dns_ub_setup(struct dns *d, const struct dns_conf *c, char *err, size_t errlen)
 	 * XXX forwarding to servers the admin chose: let them answer the
 	 * special-use and private reverse zones libunbound would otherwise
 	 * answer NXDOMAIN itself (internal reverse zones, test setups).
+	 * "nodefault" is ignored when set through ub_ctx_set_option (1.17);
+	 * "transparent" without local data forwards every query.
 	 */
 	for (i = 0; dns_special_zones[i] != NULL; i++) {
-		char v[128];
-
-		snprintf(v, sizeof(v), "%s nodefault", dns_special_zones[i]);
+		snprintf(v, sizeof(v), "%s transparent", dns_special_zones[i]);
+		UBSET("local-zone:", v);
+	}
+	for (i = 64; i <= 127; i++) {
+		snprintf(v, sizeof(v), "%d.100.in-addr.arpa. transparent", i);
 		UBSET("local-zone:", v);
 	}
 #undef UBSET

@@ -181,8 +181,10 @@ spfd_fill(
 
 	if (type == AG_DNS_T_PTR && max > AG_SPF_MAX_PTR)
 		max = AG_SPF_MAX_PTR; /* RFC 7208 4.6.4: ignore the rest */
-	if (type == AG_DNS_T_MX || type == AG_DNS_T_PTR)
+	if (type == AG_DNS_T_MX || type == AG_DNS_T_PTR) {
 		ev->nsecondary = 0;
+		ev->secondary_ptr = (type == AG_DNS_T_PTR);
+	}
 	for (i = 0; i < max; i++) {
 		const struct dns_rr *r = &a->rr[i];
 		int ok = 0;
@@ -335,17 +337,29 @@ spfd_lookup(
 	SPF_dns_rr_t *rr;
 	enum ag_dns_rc rc;
 
+	bool secondary;
+
 	(void)should_cache;
+	log_msg(ev->m, LOG_DEBUG, "spf: lookup %s type %d (terms %u, void %u)",
+	    log_safe(ev->m, domain), (int)type, ev->nterms, ev->nvoid);
 	if (ev->limit != NULL) /* the result is decided: ask nothing more */
 		return spfd_rr_new(ev, domain, type, HOST_NOT_FOUND);
 	/* A/AAAA for the hosts of the last MX/PTR answer: same term */
-	if (!((type == ns_t_a || type == ns_t_aaaa) &&
-		spfd_is_secondary(ev, domain)) &&
-	    spfd_term(ev) == -1)
+	secondary = (type == ns_t_a || type == ns_t_aaaa) &&
+	    spfd_is_secondary(ev, domain);
+	if (!secondary && spfd_term(ev) == -1)
 		return spfd_rr_new(ev, domain, type, HOST_NOT_FOUND);
 	if ((sy = spfd_synth_find(ev, domain)) != NULL)
 		return spfd_synth_lookup(ev, sy, domain, type);
 	rc = spfd_query(ev, domain, (int)type, &a, true);
+	/* RFC 7208 5.5: a PTR name whose address lookup fails is skipped */
+	if (secondary && ev->secondary_ptr && rc != AG_DNS_OK)
+		return spfd_rr_new(ev, domain, type, HOST_NOT_FOUND);
+	if (rc == AG_DNS_OK && type == ns_t_mx && a->nrr > AG_SPF_MAX_MX) {
+		/* RFC 7208 4.6.4: more than 10 MX names: permerror */
+		spfd_limit(ev, "more than 10 MX records");
+		return spfd_rr_new(ev, domain, type, HOST_NOT_FOUND);
+	}
 	rr = spfd_rr_new(ev, domain, type, spfd_herrno(rc));
 	if (rc == AG_DNS_OK)
 		spfd_fill(ev, rr, a, (int)type);
@@ -534,6 +548,8 @@ spfd_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 	if (lowered == NULL)
 		return spfd_fail(
 		    resp, SPF_RESULT_TEMPERROR, SPF_E_NO_MEMORY, why);
+	log_msg(ev->m, LOG_DEBUG, "spf: record of %s as evaluated: %s",
+	    log_safe(ev->m, name), log_safe(ev->m, lowered));
 	if (SPF_record_compile(server, resp, recp, lowered) != SPF_E_SUCCESS) {
 		/* our validator let through what libspf2 refuses: log it */
 		log_msg(ev->m, LOG_WARNING,

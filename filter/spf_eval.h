@@ -50,6 +50,7 @@ struct spf_eval {
 	/* names from the last MX/PTR answer: their lookups are the same term */
 	const char *secondary[AG_SPF_MAX_SECONDARY];
 	unsigned nsecondary;
+	bool secondary_ptr; /* they came from a PTR answer */
 	struct spf_synth synth[AG_SPF_MAX_SYNTH];
 	unsigned nsynth;
 	/* %{p}: validated names of the client, computed once */

@@ -52,7 +52,12 @@ _SIMPLE = {"A": A, "AAAA": AAAA, "PTR": PTR, "CNAME": CNAME, "NS": NS}
 
 
 def norm(name):
-    name = str(name).strip().lower()
+    """Lower-case, absolute, and in dnslib's text form of a query name:
+    bytes outside 33..126 (space, control, non-ASCII) as \\DDD, so that a
+    name like "a b.example." matches the query for it."""
+    name = "".join(c if 33 <= ord(c) <= 126 else
+                   "".join("\\%03d" % b for b in c.encode())
+                   for c in str(name).strip()).lower()
     return name if name.endswith(".") else name + "."
 
 
@@ -69,7 +74,7 @@ def make_rdata(rtype, value, name="x.", ttl=60):
     rtype = rtype.upper()
     if rtype in _SIMPLE:
         return _SIMPLE[rtype](str(value))
-    if rtype == "TXT":
+    if rtype in ("TXT", "SPF"):          # SPF (type 99): TXT's RDATA format
         return TXT(_txt_strings(value))
     if rtype == "MX":
         pref, host = value.split() if isinstance(value, str) else value

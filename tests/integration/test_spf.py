@@ -33,6 +33,9 @@ def zone(dns):
             "%{i} may not send for %{d}, see https://example.org/spf", ttl=1)
     dns.add("broken.example.org.", "TXT", "v=spf1 ip4:198.51.100.0/33 -all",
             ttl=1)
+    # RFC 7208 3.3: strings of one record are glued without a separator
+    dns.add("multi.example.org.", "TXT", ["v=spf1 ip4:198.51.10", "0.0/24 -all"],
+            ttl=1)
     dns.add("mail.example.org.", "A", GOOD, ttl=1)
     dns.add("mail.example.org.", "TXT", "v=spf1 a -all", ttl=1)
     dns.add("flaky.example.org.", "TXT", "v=spf1 -all", ttl=1)
@@ -127,6 +130,17 @@ def received_spf_header(t):
              if line and not line.startswith((b"X-Sink-", b" ", b"\t"))]
     t.eq(names[:3], [b"Authentication-Results", b"Received-SPF",
                      b"Received"])
+
+
+@tap.test
+def multi_string_record(t):
+    dns, sink, ag, pf = setup(t)
+    send(pf, "alice@multi.example.org", GOOD)
+    t.match(r"spf=pass smtp\.mailfrom=alice@multi\.example\.org", ar(sink))
+    send(pf, "alice@multi.example.org", BAD)
+    m = sink.wait_for(2, timeout=20)[-1]
+    t.match(r"spf=fail smtp\.mailfrom=alice@multi\.example\.org",
+            unfold(m["Authentication-Results"]))
 
 
 @tap.test
