@@ -26,7 +26,8 @@
 #include "msgctx.h"
 #include "spf_eval.h"
 
-#define AG_SPF_HERR_OK 0 /* NETDB_SUCCESS */
+#define AG_SPF_HERR_OK 0   /* NETDB_SUCCESS */
+#define AG_SPF_EXP_MAX 400 /* bytes of explanation in a reply */
 
 /* spfd_now_ms - monotonic milliseconds */
 static long long
@@ -251,6 +252,7 @@ spfd_synth_add(void *ctx, enum ag_spf_synth kind, const char *target)
 	}
 	ev->synth[ev->nsynth].kind = kind;
 	ev->synth[ev->nsynth].target = target;
+	ev->synth[ev->nsynth].domain = ev->env.domain;
 	ev->synth[ev->nsynth].family = ev->env.family;
 	return arena_printf(
 	    ev->m->arena, "s%u%s", ev->nsynth++, AG_SPF_SYNTH_SUFFIX);
@@ -508,13 +510,26 @@ spfd_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 	int count;
 
 	*recp = NULL;
+	sy = spfd_synth_find(ev, domain);
+	if (sy != NULL && sy->kind == AG_SPF_SYN_CONT) {
+		/* the rest of a record we split: no new term, no lookup */
+		if (SPF_record_compile(server, resp, recp, sy->target) ==
+		    SPF_E_SUCCESS)
+			return SPF_E_SUCCESS;
+		if (*recp != NULL)
+			SPF_record_free(*recp);
+		*recp = NULL;
+		ev->why = "SPF record not understood";
+		return spfd_fail(
+		    resp, SPF_RESULT_PERMERROR, SPF_E_SYNTAX, ev->why);
+	}
 	if (ev->nfetch++ > 0 && spfd_term(ev) == -1) /* include, redirect */
 		return spfd_fail(
 		    resp, SPF_RESULT_PERMERROR, SPF_E_BIG_DNS, ev->limit);
 	if (ev->limit != NULL)
 		return spfd_fail(
 		    resp, SPF_RESULT_PERMERROR, SPF_E_BIG_DNS, ev->limit);
-	if ((sy = spfd_synth_find(ev, domain)) != NULL)
+	if (sy != NULL)
 		name = sy->target;
 	rc = spfd_query(ev, name, AG_DNS_T_TXT, &a, true);
 	if (dns_rc_temporary(rc) || rc == AG_DNS_BUDGET || rc == AG_DNS_BOGUS)
@@ -601,9 +616,12 @@ spfd_get_exp(
 	    ev->req && ev->req->cur_dom ? ev->req->cur_dom : ev->env.domain;
 	const char *text = NULL, *name = domain;
 	struct spf_macro_env env = ev->env;
+	const struct spf_synth *cont = spfd_synth_find(ev, cur);
 	size_t len;
 	char *nb;
 
+	if (cont != NULL && cont->kind == AG_SPF_SYN_CONT)
+		cur = cont->domain; /* a chunk speaks for its record */
 	if (sy != NULL) {
 		name = sy->kind == AG_SPF_SYN_EXP_DEFAULT ? NULL : sy->target;
 		if (sy->kind == AG_SPF_SYN_EXP_DEFAULT)
@@ -616,6 +634,10 @@ spfd_get_exp(
 		text = spf_macro_expand(
 		    ev->m->arena, ev->default_exp, &env, false);
 	}
+	/* it becomes an SMTP reply: RFC 5321 4.5.3.1.5 caps a line at 512 */
+	if (text != NULL && strlen(text) > AG_SPF_EXP_MAX)
+		text =
+		    arena_printf(ev->m->arena, "%.*s...", AG_SPF_EXP_MAX, text);
 	ev->exp_text = text;
 	if (text == NULL)
 		text = "";

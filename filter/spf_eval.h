@@ -32,7 +32,8 @@ struct msg;
 
 struct spf_synth {
 	enum ag_spf_synth kind;
-	const char *target; /* the real name */
+	const char *target; /* the real name; CONT: the chunk's text */
+	const char *domain; /* the domain of the record that asked for it */
 	int family;
 };
 

@@ -731,12 +731,179 @@ spf_lower_target(struct arena *a, const char *spec,
 		*why = "out of memory";
 		return NULL;
 	}
-	if (kind != AG_SPF_SYN_ALIAS || !spf_plain_name(name)) {
-		/* names libspf2 cannot carry go through the adapter */
+	if (kind != AG_SPF_SYN_ALIAS || !spf_plain_name(name) ||
+	    strlen(name) > 40) {
+		/* names libspf2 cannot carry (or long ones, which would fill
+		 * its compile buffer) go through the adapter */
 		if ((name = synth(ctx, kind, name)) == NULL)
 			*why = "out of memory";
 	}
 	return name;
+}
+
+/*
+ * spf_mech_cost - bytes a lowered term takes in libspf2's compiled form
+ * (a 4-byte header, then the address, or a CIDR word and the name as a
+ * length-prefixed string, padded), rounded up to be safe.
+ */
+static size_t
+spf_mech_cost(const char *term)
+{
+	const char *colon = strchr(term, ':');
+
+	if (strncmp(term + 1, "ip4:", 4) == 0)
+		return 8;
+	if (strncmp(term + 1, "ip6:", 4) == 0)
+		return 20;
+	if (colon == NULL)
+		return 8;
+	return 16 + ((strlen(colon + 1) + 3) & ~(size_t)3);
+}
+
+/* AG_SPF_CHUNK - compiled bytes per chunk: libspf2 stops at 511 */
+#define AG_SPF_CHUNK 400
+
+/* spf_lower_term - one term in libspf2's syntax, appended to b */
+static int
+spf_lower_term(struct arena *a, const struct spf_term *t,
+    const struct spf_macro_env *env, spf_synth_fn synth, void *ctx,
+    struct buf *b, const char **why)
+{
+	char addr[64];
+	const char *name;
+	int c = env->family == 4 ? t->cidr4 : t->cidr6;
+	bool v4 = (t->mech == AG_SPF_M_IP4);
+
+	switch (t->mech) {
+	case AG_SPF_M_ALL:
+		buf_addf(b, "%call", t->qual);
+		return 0;
+	case AG_SPF_M_IP4:
+	case AG_SPF_M_IP6:
+		if (v4)
+			cidr_addr_format(t->addr, addr, sizeof(addr));
+		else
+			inet_ntop(AF_INET6, t->addr, addr, sizeof(addr));
+		c = v4 ? t->cidr4 : t->cidr6;
+		if (c == 0) /* /0: libspf2 refuses it; two halves say it */
+			buf_addf(b, "%c%s\n%c%s", t->qual,
+			    v4 ? "ip4:0.0.0.0/1" : "ip6:::/1", t->qual,
+			    v4 ? "ip4:128.0.0.0/1" : "ip6:8000::/1");
+		else if (c > 0 && c < (v4 ? 32 : 128))
+			buf_addf(b, "%c%s:%s/%d", t->qual, v4 ? "ip4" : "ip6",
+			    addr, c);
+		else
+			buf_addf(
+			    b, "%c%s:%s", t->qual, v4 ? "ip4" : "ip6", addr);
+		return 0;
+	case AG_SPF_M_A:
+	case AG_SPF_M_MX:
+		if (c == 0) {
+			if ((name = spf_lower_target(a, t->spec, env, synth,
+				 ctx,
+				 t->mech == AG_SPF_M_A ? AG_SPF_SYN_A_ANY
+						       : AG_SPF_SYN_MX_ANY,
+				 why)) == NULL)
+				return -1;
+			buf_addf(b, "%cexists:%s", t->qual, name);
+			return 0;
+		}
+		if ((name = spf_lower_target(a, t->spec, env, synth, ctx,
+			 AG_SPF_SYN_ALIAS, why)) == NULL)
+			return -1;
+		buf_addf(b, "%c%s:%s", t->qual,
+		    t->mech == AG_SPF_M_A ? "a" : "mx", name);
+		if (c > 0 && env->family == 4 && c < 32)
+			buf_addf(b, "/%d", c);
+		else if (c > 0 && env->family == 6 && c < 128)
+			buf_addf(b, "//%d", c);
+		return 0;
+	case AG_SPF_M_PTR:
+		/* ptr's domain is compared with validated names, never looked
+		 * up: it stays itself unless libspf2's syntax cannot carry it
+		 * (then nothing can match it anyway) */
+		name = env->domain;
+		if (t->spec != NULL &&
+		    (name = spf_macro_expand(a, t->spec, env, true)) == NULL) {
+			*why = "out of memory";
+			return -1;
+		}
+		if (!spf_plain_name(name) &&
+		    (name = synth(ctx, AG_SPF_SYN_ALIAS, name)) == NULL) {
+			*why = "out of memory";
+			return -1;
+		}
+		buf_addf(b, "%cptr:%s", t->qual, name);
+		return 0;
+	case AG_SPF_M_INCLUDE:
+	case AG_SPF_M_EXISTS:
+		if ((name = spf_lower_target(a, t->spec, env, synth, ctx,
+			 AG_SPF_SYN_ALIAS, why)) == NULL)
+			return -1;
+		buf_addf(b, "%c%s:%s", t->qual,
+		    t->mech == AG_SPF_M_INCLUDE ? "include" : "exists", name);
+		return 0;
+	}
+	return 0;
+}
+
+/*
+ * spf_chunks - the lowered terms (one per line in terms) as records of at
+ * most AG_SPF_CHUNK compiled bytes. Built from the end, so that each chunk
+ * but the last can go on with redirect= to the stand-in of the next one.
+ * Every chunk carries the record's exp=; the last one also its redirect=.
+ * Returns the first chunk.
+ */
+static char *
+spf_chunks(struct arena *a, char *terms, const char *tail_last, const char *exp,
+    spf_synth_fn synth, void *ctx, const char **why)
+{
+	const char **starts;
+	const char *next = NULL;
+	size_t n = 0, end, begin, cost, k;
+	char *p, *text = NULL;
+	struct buf b = BUF_INIT;
+
+	for (p = terms; *p; p++)
+		if (*p == '\n')
+			n++;
+	if ((starts = arena_allocarray(a, n + 1, sizeof(*starts))) == NULL)
+		goto oom;
+	for (n = 0, p = terms; *p; n++) {
+		starts[n] = p;
+		p = strchr(p, '\n');
+		*p++ = '\0';
+	}
+	end = n;
+	do {
+		begin = end;
+		cost = 0;
+		while (begin > 0 &&
+		    (begin == end ||
+			cost + spf_mech_cost(starts[begin - 1]) <=
+			    AG_SPF_CHUNK))
+			cost += spf_mech_cost(starts[--begin]);
+		buf_reset(&b);
+		buf_addstr(&b, "v=spf1");
+		for (k = begin; k < end; k++)
+			buf_addf(&b, " %s", starts[k]);
+		if (next == NULL)
+			buf_addstr(&b, tail_last);
+		else
+			buf_addf(&b, " redirect=%s%s", next, exp);
+		if ((text = arena_memdup(a, b.data, b.len)) == NULL)
+			goto oom;
+		if (begin > 0 &&
+		    (next = synth(ctx, AG_SPF_SYN_CONT, text)) == NULL)
+			goto oom;
+		end = begin;
+	} while (end > 0);
+	buf_release(&b);
+	return text;
+oom:
+	buf_release(&b);
+	*why = "out of memory";
+	return NULL;
 }
 
 /* spf_record_lower - rewrite for libspf2 */
@@ -745,104 +912,39 @@ spf_record_lower(struct arena *a, const struct spf_rec *rec,
     const struct spf_macro_env *env, spf_synth_fn synth, void *ctx,
     const char **why)
 {
-	struct buf b = BUF_INIT;
-	char addr[64];
+	struct buf terms = BUF_INIT, tail = BUF_INIT, exp = BUF_INIT;
 	const char *name;
+	char *res = NULL, *t;
 	size_t i;
-	char *res = NULL;
 
-	buf_addstr(&b, "v=spf1");
 	for (i = 0; i < rec->nterms; i++) {
-		const struct spf_term *t = &rec->terms[i];
-		int c = env->family == 4 ? t->cidr4 : t->cidr6;
-
-		buf_addf(&b, " %c", t->qual);
-		switch (t->mech) {
-		case AG_SPF_M_ALL:
-			buf_addstr(&b, "all");
-			continue;
-		case AG_SPF_M_IP4:
-		case AG_SPF_M_IP6:
-			if (t->mech == AG_SPF_M_IP4)
-				cidr_addr_format(t->addr, addr, sizeof(addr));
-			else
-				inet_ntop(
-				    AF_INET6, t->addr, addr, sizeof(addr));
-			c = t->mech == AG_SPF_M_IP4 ? t->cidr4 : t->cidr6;
-			if (c == 0) {
-				/* /0: libspf2 refuses it; two halves say it */
-				bool v4 = t->mech == AG_SPF_M_IP4;
-
-				buf_addf(&b, "%s %c%s",
-				    v4 ? "ip4:0.0.0.0/1" : "ip6:::/1", t->qual,
-				    v4 ? "ip4:128.0.0.0/1" : "ip6:8000::/1");
-			} else if (c > 0 &&
-			    c < (t->mech == AG_SPF_M_IP4 ? 32 : 128))
-				buf_addf(&b, "%s:%s/%d",
-				    t->mech == AG_SPF_M_IP4 ? "ip4" : "ip6",
-				    addr, c);
-			else
-				buf_addf(&b, "%s:%s",
-				    t->mech == AG_SPF_M_IP4 ? "ip4" : "ip6",
-				    addr);
-			continue;
-		case AG_SPF_M_A:
-		case AG_SPF_M_MX:
-			if (c == 0) {
-				name = spf_lower_target(a, t->spec, env, synth,
-				    ctx,
-				    t->mech == AG_SPF_M_A ? AG_SPF_SYN_A_ANY
-							  : AG_SPF_SYN_MX_ANY,
-				    why);
-				if (name == NULL)
-					goto out;
-				buf_addf(&b, "exists:%s", name);
-				continue;
-			}
-			name = spf_lower_target(
-			    a, t->spec, env, synth, ctx, AG_SPF_SYN_ALIAS, why);
-			if (name == NULL)
-				goto out;
-			buf_addf(&b, "%s:%s",
-			    t->mech == AG_SPF_M_A ? "a" : "mx", name);
-			if (c > 0 && env->family == 4 && c < 32)
-				buf_addf(&b, "/%d", c);
-			else if (c > 0 && env->family == 6 && c < 128)
-				buf_addf(&b, "//%d", c);
-			continue;
-		case AG_SPF_M_PTR:
-		case AG_SPF_M_INCLUDE:
-		case AG_SPF_M_EXISTS:
-			name = spf_lower_target(
-			    a, t->spec, env, synth, ctx, AG_SPF_SYN_ALIAS, why);
-			if (name == NULL)
-				goto out;
-			buf_addf(&b, "%s:%s",
-			    t->mech == AG_SPF_M_PTR	      ? "ptr"
-				: t->mech == AG_SPF_M_INCLUDE ? "include"
-							      : "exists",
-			    name);
-			continue;
-		}
-	}
-	if (rec->redirect != NULL) {
-		name = spf_lower_target(
-		    a, rec->redirect, env, synth, ctx, AG_SPF_SYN_ALIAS, why);
-		if (name == NULL)
+		if (spf_lower_term(
+			a, &rec->terms[i], env, synth, ctx, &terms, why) == -1)
 			goto out;
-		buf_addf(&b, " redirect=%s", name);
+		buf_addch(&terms, '\n');
 	}
 	if (rec->exp != NULL) {
 		/* exp= is looked up by our get_exp hook: keep it plain */
-		name = spf_lower_target(
-		    a, rec->exp, env, synth, ctx, AG_SPF_SYN_ALIAS, why);
-		if (name == NULL)
+		if ((name = spf_lower_target(a, rec->exp, env, synth, ctx,
+			 AG_SPF_SYN_ALIAS, why)) == NULL)
 			goto out;
-		buf_addf(&b, " exp=%s", name);
+		buf_addf(&exp, " exp=%s", name);
 	}
-	if ((res = arena_memdup(a, b.data, b.len)) == NULL)
+	if (rec->redirect != NULL) {
+		if ((name = spf_lower_target(a, rec->redirect, env, synth, ctx,
+			 AG_SPF_SYN_ALIAS, why)) == NULL)
+			goto out;
+		buf_addf(&tail, " redirect=%s", name);
+	}
+	buf_add(&tail, exp.data, exp.len);
+	if ((t = arena_memdup(a, terms.data, terms.len)) == NULL) {
 		*why = "out of memory";
+		goto out;
+	}
+	res = spf_chunks(a, t, tail.data, exp.data, synth, ctx, why);
 out:
-	buf_release(&b);
+	buf_release(&terms);
+	buf_release(&tail);
+	buf_release(&exp);
 	return res;
 }

@@ -9,8 +9,10 @@
  * delimiters, URL escaping of upper-case letters, 253-byte truncation from
  * the left for domain names). spf_record_lower() turns a parsed record into
  * one libspf2 evaluates correctly: macros already expanded, unknown
- * modifiers dropped, and terms libspf2 cannot express (CIDR /0) rewritten
- * by a callback. Pure functions: no DNS, no globals; memory in the arena.
+ * modifiers dropped, terms libspf2 cannot express (CIDR /0) rewritten by a
+ * callback, and records too big for libspf2's fixed compile buffer (it
+ * drops the terms past 511 bytes without a word) split into chunks that
+ * continue with redirect= to a stand-in holding the rest. Pure functions: no DNS, no globals; memory in the arena.
  */
 #ifndef AG_SPF_RECORD_H
 #define AG_SPF_RECORD_H
@@ -20,7 +22,7 @@
 
 struct arena;
 
-#define AG_SPF_MAX_TERMS 128 /* more terms than this: permerror */
+#define AG_SPF_MAX_TERMS 256 /* more terms than this: permerror */
 
 enum ag_spf_mech {
 	AG_SPF_M_ALL,
@@ -96,11 +98,14 @@ enum ag_spf_synth {
 	AG_SPF_SYN_MX_ANY, /* mx/0: some MX host has an address record */
 	AG_SPF_SYN_ALIAS, /* a name libspf2's syntax cannot carry (spaces, %) */
 	AG_SPF_SYN_EXP_DEFAULT, /* exp= of a record without one: ours */
+	AG_SPF_SYN_CONT,	/* the rest of a record too big for libspf2 */
 };
 
 /*
  * The rewriting callback: return a domain name whose A lookup the DNS
  * adapter answers with the semantics asked for (see spf_dns.c), or NULL.
+ * For AG_SPF_SYN_CONT the "target" is the lowered text of the next chunk
+ * (libspf2 fetches it through get_spf).
  */
 typedef const char *(*spf_synth_fn)(
     void *ctx, enum ag_spf_synth, const char *target);
