@@ -7,9 +7,13 @@
 #include <stddef.h>
 
 #include "checks.h"
+#include "dkim_sign.h"
+#include "dkim_verify.h"
 #include "spf.h"
 
 const struct check *const checks_table[] = {
     &spf_check,
+    &dkimv_check,
+    &dkims_check,
     NULL,
 };

@@ -3,12 +3,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/buf.h"
 #include "util/cidr.h"
+#include "util/str.h"
 #include "util/xalloc.h"
 #include "config.h"
 #include "msgctx.h"
@@ -30,6 +32,7 @@ struct cli_opts {
 	size_t nrcpts;
 	const char *auth_user;
 	const char *file;
+	const char *output; /* --output: the message as delivered */
 };
 
 /* cli_usage - print the synopsis */
@@ -40,7 +43,8 @@ cli_usage(FILE *fp)
 	    "usage: authgate check [-c FILE] [-o name=value]... --client-ip "
 	    "IP\n"
 	    "           [--helo NAME] [--mail-from ADDR] [--rcpt ADDR]...\n"
-	    "           [--auth-user NAME] [MESSAGE_FILE|-]\n");
+	    "           [--auth-user NAME] [--output FILE|-] "
+	    "[MESSAGE_FILE|-]\n");
 }
 
 /* cli_parse - options; -1 on a usage error */
@@ -53,6 +57,7 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
 	    {"mail-from", required_argument, NULL, 'M'},
 	    {"rcpt", required_argument, NULL, 'R'},
 	    {"auth-user", required_argument, NULL, 'A'},
+	    {"output", required_argument, NULL, 'O'},
 	    {"config", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -86,6 +91,9 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
 			break;
 		case 'A':
 			o->auth_user = optarg;
+			break;
+		case 'O':
+			o->output = optarg;
 			break;
 		case 'h':
 			cli_usage(stdout);
@@ -195,23 +203,23 @@ cli_feed(struct msg *m, const char *data, size_t len)
 
 /* cli_print_unfolded - a header value on one line */
 static void
-cli_print_unfolded(const char *v)
+cli_print_unfolded(FILE *fp, const char *v)
 {
 	while (*v) {
 		if (*v == '\r' || *v == '\n') {
 			while (
 			    *v == '\r' || *v == '\n' || *v == ' ' || *v == '\t')
 				v++;
-			putchar(' ');
+			fputc(' ', fp);
 			continue;
 		}
-		putchar(*v++);
+		fputc(*v++, fp);
 	}
 }
 
 /* cli_print - what the MTA would be told */
 static void
-cli_print(const struct msg *m)
+cli_print(const struct msg *m, FILE *fp)
 {
 	const struct verdict *v = &m->verdict;
 	const struct hdr_edit *e;
@@ -225,19 +233,105 @@ cli_print(const struct msg *m)
 		if (e->op == AG_EDIT_INSERT)
 			ins[n++] = e;
 	while (n-- > 0) {
-		printf("%s: ", ins[n]->name);
-		cli_print_unfolded(ins[n]->value);
-		putchar('\n');
+		fprintf(fp, "%s: ", ins[n]->name);
+		cli_print_unfolded(fp, ins[n]->value);
+		fputc('\n', fp);
 	}
 	for (e = v->edits; e != NULL; e = e->next)
 		if (e->op == AG_EDIT_DELETE)
-			printf("removed: %s\n", e->name);
-	printf("action: %s", config_action_name(v->action));
+			fprintf(fp, "removed: %s\n", e->name);
+	fprintf(fp, "action: %s", config_action_name(v->action));
 	if (v->rcode != NULL)
-		printf(" %s %s %s", v->rcode, v->xcode, v->text);
+		fprintf(fp, " %s %s %s", v->rcode, v->xcode, v->text);
 	else if (v->quarantine != NULL)
-		printf(" %s", v->quarantine);
-	putchar('\n');
+		fprintf(fp, " %s", v->quarantine);
+	fputc('\n', fp);
+}
+
+/* cli_put_value - a header value with its folds in the message's line ends */
+static void
+cli_put_value(FILE *fp, const char *v, const char *eol)
+{
+	for (; *v; v++)
+		if (*v == '\n')
+			fputs(eol, fp);
+		else if (*v != '\r')
+			fputc(*v, fp);
+}
+
+/* cli_deleted - does an edit remove the index-th header of this name? */
+static bool
+cli_deleted(const struct verdict *v, const struct rfc5322_field *f, int index)
+{
+	const struct hdr_edit *e;
+
+	for (e = v->edits; e != NULL; e = e->next)
+		if (e->op == AG_EDIT_DELETE && e->index == index &&
+		    str_caseeq_len(f->name, f->namelen, e->name))
+			return true;
+	return false;
+}
+
+/* cli_index - f's 1-based index among the headers of its name */
+static int
+cli_index(
+    const char *data, size_t start, size_t upto, const struct rfc5322_field *f)
+{
+	struct rfc5322_field g;
+	size_t off = start;
+	int n = 0;
+
+	while (off < upto &&
+	    rfc5322_next_field(data, upto, &off, &g) == AG_R5322_FIELD)
+		if (g.namelen == f->namelen &&
+		    str_ncaseeq(g.name, f->name, f->namelen))
+			n++;
+	return n;
+}
+
+/*
+ * cli_write - the message as the MTA would pass it on: our headers on top
+ * (top down, folded), removed headers gone, the rest byte for byte, in
+ * the input's line ends.
+ */
+static int
+cli_write(const struct msg *m, const char *path, const char *data, size_t len)
+{
+	const struct verdict *v = &m->verdict;
+	const struct hdr_edit *e, *ins[32];
+	const char *nl = memchr(data, '\n', len);
+	const char *eol = nl && nl > data && nl[-1] == '\r' ? "\r\n" : "\n";
+	FILE *fp = stdout;
+	struct rfc5322_field f;
+	size_t n = 0, start = 0, off, prev;
+
+	if (strcmp(path, "-") != 0 && (fp = fopen(path, "wb")) == NULL) {
+		fprintf(
+		    stderr, "authgate check: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	for (e = v->edits; e != NULL && n < 32; e = e->next)
+		if (e->op == AG_EDIT_INSERT)
+			ins[n++] = e;
+	while (n-- > 0) {
+		fprintf(fp, "%s: ", ins[n]->name);
+		cli_put_value(fp, ins[n]->value, eol);
+		fputs(eol, fp);
+	}
+	if (len >= 5 && memcmp(data, "From ", 5) == 0)
+		start = nl ? (size_t)(nl - data) + 1 : len;
+	off = prev = start;
+	while (rfc5322_next_field(data, len, &off, &f) == AG_R5322_FIELD) {
+		if (!cli_deleted(v, &f, cli_index(data, start, off, &f)))
+			fwrite(data + prev, 1, off - prev, fp);
+		prev = off;
+	}
+	fwrite(data + prev, 1, len - prev, fp);
+	if (fp != stdout ? fclose(fp) != 0 : fflush(fp) != 0) {
+		fprintf(stderr, "authgate check: %s: write error\n", path);
+		return -1;
+	}
+	return 0;
 }
 
 /* cli_check - `authgate check` */
@@ -300,10 +394,14 @@ cli_check(int argc, char **argv)
 	for (i = 0; i < o.nrcpts; i++)
 		msg_rcpt(m, o.rcpts[i]);
 	cli_feed(m, data.data, data.len);
-	cli_print(m);
+	rc = 0;
+	if (o.output != NULL &&
+	    cli_write(m, o.output, data.data, data.len) == -1)
+		rc = 2;
+	/* with the message on stdout, the summary goes to stderr */
+	cli_print(m, o.output && strcmp(o.output, "-") == 0 ? stderr : stdout);
 	conn_free(c);
 	snapshot_release(snap);
-	rc = 0;
 out:
 	buf_release(&data);
 	buf_release(&err);

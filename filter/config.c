@@ -78,6 +78,45 @@ conf_check_explanation(const char *v, char *why, size_t whylen)
 	return 0;
 }
 
+static const struct conf_word conf_dkim_weak[] = {
+    {"policy", 0},
+    {"fail", 1},
+    {NULL, 0},
+};
+
+static const struct conf_word conf_dkim_l[] = {
+    {"accept", 0},
+    {"fail", 1},
+    {NULL, 0},
+};
+
+/* header/body canonicalization, as libopendkim numbers them */
+static const struct conf_word conf_canon[] = {
+    {"relaxed/relaxed", 0x11},
+    {"relaxed/simple", 0x10},
+    {"simple/relaxed", 0x01},
+    {"simple/simple", 0x00},
+    {"relaxed", 0x10},
+    {"simple", 0x00},
+    {NULL, 0},
+};
+
+/* conf_check_signing_table - a path, or refile:path */
+static int
+conf_check_signing_table(const char *v, char *why, size_t whylen)
+{
+	const char *p = strncmp(v, "refile:", 7) == 0 ? v + 7 : v;
+
+	if (*v != '\0' && *p != '/') {
+		snprintf(why, whylen,
+		    "'%s' is not an absolute path (or "
+		    "refile:/path)",
+		    v);
+		return -1;
+	}
+	return 0;
+}
+
 static const struct conf_word conf_levels[] = {
     {"err", LOG_ERR},
     {"warning", LOG_WARNING},
@@ -159,6 +198,37 @@ static const struct conf_param conf_params[] = {
 	OFFC(spf_default_explanation, conf_check_explanation)},
     {"spf_timeout", CONF_TIME, "20s", 1000, 300 * SEC, NULL,
 	OFF(spf_timeout_ms)},
+    {"dkim_verify", CONF_BOOL, "yes", 0, 0, NULL, OFF(dkim_verify)},
+    {"dkim_max_signatures", CONF_INT, "10", 1, 50, NULL,
+	OFF(dkim_max_signatures)},
+    {"dkim_min_key_bits", CONF_INT, "1024", 512, 8192, NULL,
+	OFF(dkim_min_key_bits)},
+    {"dkim_weak_key", CONF_ENUM, "policy", 0, 0, conf_dkim_weak,
+	OFF(dkim_weak_key_fail)},
+    {"dkim_rsa_sha1", CONF_ENUM, "policy", 0, 0, conf_dkim_weak,
+	OFF(dkim_sha1_fail)},
+    {"dkim_l_tag", CONF_ENUM, "accept", 0, 0, conf_dkim_l, OFF(dkim_l_fail)},
+    {"dkim_sign", CONF_BOOL, "yes", 0, 0, NULL, OFF(dkim_sign)},
+    {"key_table", CONF_PATH, "", 0, 0, NULL, OFF(key_table)},
+    {"signing_table", CONF_STR, "", 0, 0, NULL,
+	OFFC(signing_table, conf_check_signing_table)},
+    {"dkim_canonicalization", CONF_ENUM, "relaxed/relaxed", 0, 0, conf_canon,
+	OFF(dkim_canon)},
+    {"dkim_sign_headers", CONF_LIST,
+	"From, Reply-To, Subject, Date, To, Cc, Message-ID, In-Reply-To, "
+	"References, MIME-Version, Content-Type, Content-Transfer-Encoding, "
+	"Resent-Date, Resent-From, Resent-To, Resent-Cc, List-Id, List-Help, "
+	"List-Unsubscribe, List-Subscribe, List-Post, List-Owner, "
+	"List-Archive, Sender",
+	0, 0, NULL, OFF(dkim_sign_headers)},
+    {"dkim_oversign_headers", CONF_LIST,
+	"From, To, Subject, Date, Message-ID, Reply-To, Cc, Content-Type, "
+	"MIME-Version",
+	0, 0, NULL, OFF(dkim_oversign_headers)},
+    {"dkim_signature_ttl", CONF_TIME, "0", 0, 366 * DAY, NULL,
+	OFF(dkim_signature_ttl_ms)},
+    {"on_key_error", CONF_ENUM, "tempfail", 0, 0, conf_actions,
+	OFF(on_key_error)},
 };
 
 #define AG_CONF_N (sizeof(conf_params) / sizeof(conf_params[0]))

@@ -80,6 +80,22 @@ struct config {
 	char *spf_default_explanation;
 	long long spf_timeout_ms;
 
+	/* dkim */
+	bool dkim_verify;
+	long long dkim_max_signatures;
+	long long dkim_min_key_bits;
+	int dkim_weak_key_fail; /* 1: fail, 0: policy */
+	int dkim_sha1_fail;
+	int dkim_l_fail;
+	bool dkim_sign;
+	char *key_table;
+	char *signing_table;
+	int dkim_canon; /* 0xHB: header, body; 1 relaxed, 0 simple */
+	struct strlist dkim_sign_headers;
+	struct strlist dkim_oversign_headers;
+	long long dkim_signature_ttl_ms;
+	int on_key_error;
+
 	char **raw; /* effective value text of each row, for -p */
 };
 

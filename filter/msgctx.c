@@ -425,6 +425,8 @@ msg_log_summary(struct msg *m)
 	for (r = m->ar; r != NULL; r = r->next)
 		buf_addf(
 		    &b, " %s=%s", r->logkey ? r->logkey : r->method, r->result);
+	if (m->dkim_signed)
+		buf_addf(&b, " signed=%s", m->dkim_signed);
 	if (m->nar_remove)
 		buf_addf(&b, " removed_ar=%zu", m->nar_remove);
 	if (m->flags)

@@ -38,6 +38,7 @@ struct sockaddr;
 /* Failure classes: the verdict maps each to an action from config. */
 #define AG_ERR_INTERNAL 0x01 /* our side: out of memory, library error */
 #define AG_ERR_DNS	0x02 /* temporary DNS failure a check could not pass */
+#define AG_ERR_KEY	0x04 /* a signing key could not be used */
 
 /* Message flags (limits hit; the message goes on). */
 #define AG_MSG_TRUNC_HEADERS 0x01 /* more than max_headers: rest not kept */
@@ -84,6 +85,29 @@ struct spf_outcome {
 	const char *explanation; /* fail: the exp= text, expanded */
 };
 
+/* DKIM results (RFC 8601 2.7.1), one per signature. */
+enum ag_dkim_result {
+	AG_DKIM_NONE = 0,
+	AG_DKIM_PASS,
+	AG_DKIM_FAIL,
+	AG_DKIM_POLICY,
+	AG_DKIM_NEUTRAL,
+	AG_DKIM_TEMPERROR,
+	AG_DKIM_PERMERROR,
+};
+
+struct dkim_outcome {
+	enum ag_dkim_result result;
+	const char *domain;    /* d= */
+	const char *selector;  /* s= */
+	const char *algorithm; /* a= */
+	const char *b;	       /* first 8 characters of b= */
+	const char *identity;  /* i= */
+	const char *reason;
+	int bits;
+	long long l; /* l= body length, -1 without */
+};
+
 /* A header a check wants added (Received-SPF, DKIM-Signature, ...). */
 struct add_hdr {
 	const char *name;
@@ -92,6 +116,8 @@ struct add_hdr {
 };
 
 struct spf_msg;
+struct dkimv_msg;
+struct dkims_msg;
 
 struct verdict {
 	enum ag_action action;
@@ -144,7 +170,13 @@ struct msg {
 	struct ar_result *ar, *ar_tail;	     /* results for our A-R header */
 	struct add_hdr *add_hdrs, *add_tail; /* other headers to add */
 	struct spf_outcome spf_mailfrom, spf_helo;
-	struct spf_msg *spf; /* spf.c's private state */
+	struct spf_msg *spf;	   /* spf.c's private state */
+	struct dkim_outcome *dkim; /* one per signature checked */
+	size_t ndkim;
+	unsigned dkim_unchecked; /* signatures past dkim_max_signatures */
+	const char *dkim_signed; /* "d:s,d:s" we signed with, for logs */
+	struct dkimv_msg *dkimv; /* dkim_verify.c's private state */
+	struct dkims_msg *dkims; /* dkim_sign.c's private state */
 	double score;
 	struct verdict verdict;
 	struct timespec t_start;

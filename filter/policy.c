@@ -20,13 +20,16 @@ policy_reply(struct verdict *v, int action, unsigned cls)
 		v->rcode = "451";
 		v->xcode = "4.7.1";
 		v->text = dns ? "temporary DNS failure, try again later"
-			      : "temporary local problem, try again later";
+		    : cls == AG_ERR_KEY
+		    ? "cannot sign the message now, try again later"
+		    : "temporary local problem, try again later";
 		break;
 	case AG_ACT_REJECT:
 		v->rcode = "550";
 		v->xcode = "5.7.1";
-		v->text = dns ? "DNS failure, message refused"
-			      : "local problem, message refused";
+		v->text = dns		? "DNS failure, message refused"
+		    : cls == AG_ERR_KEY ? "cannot sign the message, refused"
+					: "local problem, message refused";
 		break;
 	default:
 		break;
@@ -138,6 +141,8 @@ policy_decide(struct msg *m)
 		policy_reply(v, cfg->on_dns_error, AG_ERR_DNS);
 	if (v->action == AG_ACT_ACCEPT && (m->errors & AG_ERR_INTERNAL))
 		policy_reply(v, cfg->on_internal_error, AG_ERR_INTERNAL);
+	if (v->action == AG_ACT_ACCEPT && (m->errors & AG_ERR_KEY))
+		policy_reply(v, cfg->on_key_error, AG_ERR_KEY);
 	if (v->action == AG_ACT_ACCEPT)
 		policy_spf(m, v);
 	if (v->action != AG_ACT_ACCEPT && v->action != AG_ACT_QUARANTINE)

@@ -18,6 +18,8 @@ struct buf;
 struct check;
 struct config;
 struct dns;
+struct dkimv_lib;
+struct dkims_lib;
 
 struct snapshot {
 	atomic_int refs;
@@ -25,6 +27,8 @@ struct snapshot {
 	struct config *cfg;
 	struct dns *dns;
 	const struct check *const *checks; /* NULL-terminated, stage order */
+	struct dkimv_lib *dkimv; /* dkim_verify.c: libopendkim for verifying */
+	struct dkims_lib *dkims; /* dkim_sign.c: tables, keys, signing lib */
 };
 
 /*

@@ -12,7 +12,7 @@ export AUTHGATE_NO_SPF="-o spf_enable=no"
 
 out=$("$AG" check $ID --client-ip 192.0.2.1 "$MSGS/plain.eml"); rc=$?
 is "plain: exit 0" "$rc" 0
-is "plain: A-R none, then accept" "$out" "Authentication-Results: mx.authgate.test; none
+is "plain: A-R none, then accept" "$out" "Authentication-Results: mx.authgate.test; dkim=none
 action: accept"
 
 out=$("$AG" check $ID --client-ip 192.0.2.1 "$MSGS/forged-ar.eml")
@@ -23,17 +23,17 @@ like "forged: action last" "$(printf '%s\n' "$out" | tail -1)" '^action: accept$
 # -c and -o before or after the word check; -o wins over the file
 printf 'authserv_id = from-file.test\n' > "$T/a.conf"
 out=$("$AG" -c "$T/a.conf" $AUTHGATE_NO_SPF check --client-ip 192.0.2.1 "$MSGS/plain.eml")
-like "-c before check" "$out" '^Authentication-Results: from-file\.test; none$'
+like "-c before check" "$out" '^Authentication-Results: from-file\.test; dkim=none$'
 out=$("$AG" check --client-ip 192.0.2.1 -c "$T/a.conf" $AUTHGATE_NO_SPF -o authserv_id=cli.test "$MSGS/plain.eml")
-like "-c/-o after check, -o wins" "$out" '^Authentication-Results: cli\.test; none$'
+like "-c/-o after check, -o wins" "$out" '^Authentication-Results: cli\.test; dkim=none$'
 out=$("$AG" -o authserv_id=x.test $AUTHGATE_NO_SPF check --client-ip 192.0.2.1 - < "$MSGS/plain.eml")
-like "stdin as -" "$out" '^Authentication-Results: x\.test; none$'
+like "stdin as -" "$out" '^Authentication-Results: x\.test; dkim=none$'
 out=$("$AG" -o authserv_id=x.test $AUTHGATE_NO_SPF check --client-ip 192.0.2.1 < "$MSGS/plain.eml")
 like "stdin by default" "$out" '^action: accept$'
 
 # without authserv_id: the host name
 out=$("$AG" check $AUTHGATE_NO_SPF --client-ip 192.0.2.1 "$MSGS/plain.eml")
-like "default authserv-id is the host name" "$out" "^Authentication-Results: $(hostname); none$"
+like "default authserv-id is the host name" "$out" "^Authentication-Results: $(hostname); dkim=none$"
 
 # line endings, mbox, degenerate files
 a=$("$AG" check $ID --client-ip 192.0.2.1 "$MSGS/crlf.eml")

@@ -51,7 +51,7 @@ like "requests TLS macros at HELO" "$out" '^macros-requested: helo \{tls_version
 is "forged A-R deleted, highest index first" \
     "$(printf '%s\n' "$out" | grep '^delete-header' | tr '\n' ' ')" \
     "delete-header: 6 Authentication-Results delete-header: 5 Authentication-Results delete-header: 3 Authentication-Results delete-header: 1 Authentication-Results "
-like "our A-R inserted at the top, with the leading space the MTA expects" "$out" '^insert-header: 0 Authentication-Results:  mx\.authgate\.test; none$'
+like "our A-R inserted at the top, with the leading space the MTA expects" "$out" '^insert-header: 0 Authentication-Results:  mx\.authgate\.test;\\n\\tdkim=none$'
 like "accepted" "$out" '^result: continue$'
 
 out=$("$MILTC" --messages 3 "$S" "$MSGS/plain.eml")
@@ -79,13 +79,13 @@ printf 'authserv_id = reloaded.authgate.test\ndrain_timeout = 20s\n' > "$T/d1.co
 kill -HUP "$DPID"
 sleep 0.5
 out=$("$MILTC" "$S" "$MSGS/plain.eml")
-like "SIGHUP: new authserv-id in use" "$out" 'Authentication-Results:  reloaded\.authgate\.test; none'
+like "SIGHUP: new authserv-id in use" "$out" 'Authentication-Results:  reloaded\.authgate\.test;\\n\\tdkim=none'
 printf 'authserv_id = broken.test\n\ndns_timeout = whenever\n' > "$T/d1.conf"
 kill -HUP "$DPID"
 sleep 0.5
 like "SIGHUP broken config: logged with file:line" "$(cat "$T/d1.log")" "reload failed, old configuration stays: $T/d1.conf:3: dns_timeout: 'whenever' is not a time"
 out=$("$MILTC" "$S" "$MSGS/plain.eml")
-like "SIGHUP broken config: old config stays" "$out" 'Authentication-Results:  reloaded\.authgate\.test; none'
+like "SIGHUP broken config: old config stays" "$out" 'Authentication-Results:  reloaded\.authgate\.test;\\n\\tdkim=none'
 for i in $(seq 1 200); do kill -HUP "$DPID"; done
 sleep 1
 ok "200 SIGHUPs in a burst: still running" kill -0 "$DPID"
@@ -123,7 +123,7 @@ for i in $(seq 1 100); do [ -S "$T/milter.sock" ] && break; sleep 0.05; done
 ok "unix socket created" test -S "$T/milter.sock"
 is "unix socket mode 0660" "$(stat -c %a "$T/milter.sock" 2>/dev/null)" 660
 out=$("$MILTC" "unix:$T/milter.sock" "$MSGS/plain.eml")
-like "unix socket: message through" "$out" 'Authentication-Results:  unix\.authgate\.test; none'
+like "unix socket: message through" "$out" 'Authentication-Results:  unix\.authgate\.test;\\n\\tdkim=none'
 stop_pid "$DPID"
 
 # an internal error (the arena runs out of memory) tempfails, no crash

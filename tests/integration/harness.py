@@ -48,6 +48,11 @@ KILLED = []                                # (component, [pids]) SIGKILLed
 _ports_given = set()
 
 
+def unfold(value):
+    """A header value on one line (RFC 5322 2.2.3 unfolding)."""
+    return re.sub(r"\r?\n[ \t]+", " ", value)
+
+
 def free_port():
     """A TCP+UDP port on 127.0.0.1 that nothing listens on right now, outside
     the kernel's ephemeral range, never the same twice in one run."""

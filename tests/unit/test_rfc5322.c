@@ -3,6 +3,7 @@
  * before the colon, a non-header line starting the body, no body.
  */
 #include "testlib.h"
+#include "util/arena.h"
 #include "rfc5322.h"
 
 /* split - "name=[value]" per field, then "|body=[...]" */
@@ -53,11 +54,99 @@ test_split(void **state)
 	}
 }
 
+/* addrs - "local@domain,..." or "ERR" */
+static void
+addrs(const char *v, char *out, size_t outlen)
+{
+	struct arena *a = arena_new(0);
+	struct rfc5322_addr list[8];
+	int n = rfc5322_addr_list(a, v, strlen(v), list, 8), i;
+	size_t k = 0;
+
+	out[0] = '\0';
+	if (n < 0)
+		snprintf(out, outlen, "ERR");
+	for (i = 0; i < n; i++)
+		k += (size_t)snprintf(out + k, outlen - k, "%s%s@%s",
+		    i ? "," : "", list[i].local, list[i].domain);
+	arena_free(a);
+}
+
+static void
+test_addresses(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} rows[] = {
+	    {"a@example.com", "a@example.com"},
+	    {" Alice <alice@example.org>", "alice@example.org"},
+	    {"\"Doe, John\" <john@example.org>", "john@example.org"},
+	    {"\"a@evil.example\" <real@example.org>", "real@example.org"},
+	    {"=?utf-8?q?J=C3=B6rg?= <j@example.de>", "j@example.de"},
+	    {"(comment (nested)) a@example.com (trailing)", "a@example.com"},
+	    {"John Q. Public <jqp@example.com>", "jqp@example.com"},
+	    {"first.last@Example.COM", "first.last@Example.COM"},
+	    {"\"quoted local\"@example.com", "quoted local@example.com"},
+	    {"a@example.com, b@example.net", "a@example.com,b@example.net"},
+	    {"a@example.com,,b@example.net", "a@example.com,b@example.net"},
+	    {"Undisclosed recipients:;", ""},
+	    {"friends: a@x.example, b@y.example;", "a@x.example,b@y.example"},
+	    {"<@relay.example,@r2.example:user@example.org>",
+		"user@example.org"},
+	    {"x@[192.0.2.1]", "x@[192.0.2.1]"},
+	    {"Alice\r\n\t<alice@example.org>", "alice@example.org"},
+	    {"", ""},
+	    /* not address lists */
+	    {"a@", "ERR"},
+	    {"@example.com", "ERR"},
+	    {"John Doe@example.com", "ERR"},
+	    {"<a@example.com", "ERR"},
+	    {"a@example.com>", "ERR"},
+	    {"(open comment a@example.com", "ERR"},
+	    {"\"open quote a@example.com", "ERR"},
+	    {"a@b@c", "ERR"},
+	    {"group: a@example.com", "ERR"},
+	    {"just words", "ERR"},
+	    {"<<a@example.com>>", "ERR"},
+	};
+	char out[256];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		addrs(rows[i].in, out, sizeof(out));
+		want_str(rows[i].in, out, rows[i].want);
+	}
+}
+
+static void
+test_addresses_caps(void **state)
+{
+	struct arena *a = arena_new(0);
+	struct rfc5322_addr list[4];
+	char big[8192];
+	size_t n = 0;
+	int i;
+
+	(void)state;
+	/* more addresses than the caller has room for: refused */
+	for (i = 0; i < 100 && n + 40 < sizeof(big); i++)
+		n += (size_t)snprintf(
+		    big + n, sizeof(big) - n, "u%d@example.com,", i);
+	assert_int_equal(rfc5322_addr_list(a, big, n, list, 4), -1);
+	/* a long run of comment openers: an open comment, bounded */
+	memset(big, '(', sizeof(big));
+	assert_int_equal(rfc5322_addr_list(a, big, sizeof(big), list, 4), -1);
+	arena_free(a);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_split),
+	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_addresses_caps),
 	};
 
 	return AG_RUN(tests);

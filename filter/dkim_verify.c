@@ -1,0 +1,652 @@
+/*
+ * dkim_verify.c - DKIM verification with libopendkim (see dkim_verify.h).
+ */
+#include <sys/types.h>
+#include <sys/time.h>
+#include <netinet/in.h>
+#include <arpa/nameser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <opendkim/dkim.h>
+
+#include "util/arena.h"
+#include "util/buf.h"
+#include "util/str.h"
+#include "util/xalloc.h"
+#include "msgctx.h"
+#include "dkim_int.h"
+#include "dkim_verify.h"
+
+struct dkimv_lib {
+	DKIM_LIB *lib;
+};
+
+struct dkimv_msg {
+	DKIM *h;
+	unsigned nsigs; /* DKIM-Signature headers seen */
+	bool done;	/* the body is no longer needed */
+};
+
+/* One DNS query libopendkim started through our hooks. */
+struct dkimv_query {
+	struct dns_query *q;
+	unsigned char *buf; /* where libopendkim wants the reply packet */
+	size_t buflen;
+	char name[AG_DNS_MAX_NAME + 2];
+	int type;
+};
+
+static const char *const dkimv_names[] = {
+    "none", "pass", "fail", "policy", "neutral", "temperror", "permerror"};
+
+/* dkimv_result_name - text of a result */
+const char *
+dkimv_result_name(int r)
+{
+	return (r >= 0 && r <= AG_DKIM_PERMERROR) ? dkimv_names[r] : "none";
+}
+
+/* dkimv_feed_headers - the stored headers into a handle */
+DKIM_STAT
+dkimv_feed_headers(DKIM *h, const struct msg *m)
+{
+	const struct hdr *hd;
+	struct buf b = BUF_INIT;
+	DKIM_STAT st = DKIM_STAT_OK, rc;
+
+	for (hd = m->hdrs; hd != NULL; hd = hd->next) {
+		buf_reset(&b);
+		buf_add(&b, hd->name, hd->namelen);
+		buf_addch(&b, ':');
+		buf_add(&b, hd->value, hd->valuelen);
+		rc = dkim_header(h, (unsigned char *)b.data, b.len);
+		if (rc != DKIM_STAT_OK && st == DKIM_STAT_OK)
+			st = rc;
+	}
+	buf_release(&b);
+	return st;
+}
+
+/* dkim_handle_free - arena destructor */
+static void
+dkim_handle_free(void *arg)
+{
+	dkim_free(arg);
+}
+
+/* dkimv_handle_defer - free a handle with the message */
+int
+dkimv_handle_defer(struct msg *m, DKIM *h)
+{
+	if (arena_defer(m->arena, dkim_handle_free, h) == -1) {
+		dkim_free(h);
+		return -1;
+	}
+	return 0;
+}
+
+/* dkimv_wire_name - a name in DNS wire form; its length or -1 */
+static int
+dkimv_wire_name(const char *name, unsigned char *out, size_t outlen)
+{
+	size_t n = 0;
+
+	while (*name) {
+		const char *dot = strchr(name, '.');
+		size_t l = dot ? (size_t)(dot - name) : strlen(name);
+
+		if (l == 0 || l > 63 || n + l + 2 > outlen)
+			return -1;
+		out[n++] = (unsigned char)l;
+		memcpy(out + n, name, l);
+		n += l;
+		name += l + (dot ? 1 : 0);
+	}
+	if (n + 1 > outlen)
+		return -1;
+	out[n++] = 0;
+	return (int)n;
+}
+
+/* dkimv_put16 - big-endian 16 bits */
+static void
+dkimv_put16(unsigned char *p, unsigned v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+/*
+ * dkimv_packet - the DNS reply libopendkim parses: header, the question,
+ * and the answer's records (RFC 1035 4.1). -1 if it does not fit.
+ */
+static int
+dkimv_packet(struct dkimv_query *q, const struct dns_answer *a, size_t *len)
+{
+	unsigned char *p = q->buf;
+	size_t n = 12, i;
+	int qn;
+	unsigned rcode =
+	    a->rc == AG_DNS_NXDOMAIN || a->rc == AG_DNS_BADNAME ? 3 : 0;
+	unsigned ancount = a->rc == AG_DNS_OK ? a->nrr : 0;
+
+	if (q->buflen < 12)
+		return -1;
+	memset(p, 0, 12);
+	p[2] = 0x81;			      /* QR, RD */
+	p[3] = (unsigned char)(0x80 | rcode); /* RA */
+	dkimv_put16(p + 4, 1);
+	dkimv_put16(p + 6, ancount);
+	if ((qn = dkimv_wire_name(q->name, p + n, q->buflen - n)) == -1 ||
+	    n + (size_t)qn + 4 > q->buflen)
+		return -1;
+	n += (size_t)qn;
+	dkimv_put16(p + n, (unsigned)q->type);
+	dkimv_put16(p + n + 2, 1); /* IN */
+	n += 4;
+	for (i = 0; i < ancount; i++) {
+		const struct dns_rr *r = &a->rr[i];
+
+		if (n + 12 + r->len > q->buflen || r->len > 65535)
+			return -1;
+		p[n] = 0xc0; /* the name: a pointer to the question's */
+		p[n + 1] = 12;
+		dkimv_put16(p + n + 2, (unsigned)q->type);
+		dkimv_put16(p + n + 4, 1);
+		p[n + 6] = (unsigned char)(a->ttl >> 24);
+		p[n + 7] = (unsigned char)(a->ttl >> 16);
+		p[n + 8] = (unsigned char)(a->ttl >> 8);
+		p[n + 9] = (unsigned char)a->ttl;
+		dkimv_put16(p + n + 10, (unsigned)r->len);
+		memcpy(p + n + 12, r->data, r->len);
+		n += 12 + r->len;
+	}
+	*len = n;
+	return 0;
+}
+
+/* dkimv_dns_start - libopendkim's query_start hook: start it in dns.c */
+static int
+dkimv_dns_start(void *srv, int type, unsigned char *query, unsigned char *buf,
+    size_t buflen, void **qh)
+{
+	struct dkimv_query *q = xcalloc(1, sizeof(*q));
+
+	snprintf(q->name, sizeof(q->name), "%s", (char *)query);
+	q->type = type;
+	q->buf = buf;
+	q->buflen = buflen;
+	q->q = dns_query_start(srv, NULL, q->name, type);
+	*qh = q;
+	return DKIM_DNS_SUCCESS;
+}
+
+/* dkimv_dns_cancel - libopendkim is done with a query */
+static int
+dkimv_dns_cancel(void *srv, void *qh)
+{
+	struct dkimv_query *q = qh;
+
+	(void)srv;
+	dns_query_free(q->q);
+	free(q);
+	return DKIM_DNS_SUCCESS;
+}
+
+/* dkimv_dns_waitreply - the answer, as a packet; our deadline applies */
+static int
+dkimv_dns_waitreply(void *srv, void *qh, struct timeval *to, size_t *bytes,
+    int *error, int *dnssec)
+{
+	struct dkimv_query *q = qh;
+	const struct dns_answer *a;
+	enum ag_dns_rc rc;
+
+	(void)srv;
+	(void)to; /* dns_timeout, enforced by dns_query_wait */
+	rc = dns_query_wait(q->q, &a);
+	if (error)
+		*error = 0;
+	if (dnssec)
+		*dnssec = a->secure ? DKIM_DNSSEC_SECURE : DKIM_DNSSEC_UNKNOWN;
+	switch (rc) {
+	case AG_DNS_OK:
+	case AG_DNS_NODATA:
+	case AG_DNS_NXDOMAIN:
+	case AG_DNS_BADNAME:
+		/* an empty answer in a packet reads as "no key": permanent */
+		return dkimv_packet(q, a, bytes) == 0 ? DKIM_DNS_SUCCESS
+						      : DKIM_DNS_ERROR;
+	case AG_DNS_TIMEOUT:
+		return DKIM_DNS_EXPIRED;
+	default:
+		/* SERVFAIL and the like: the key is unknown for now */
+		return DKIM_DNS_ERROR;
+	}
+}
+
+/* dkimv_dns_close - libopendkim would res_nclose() its service handle;
+ * ours is the snapshot's resolver, which the snapshot owns */
+static void
+dkimv_dns_close(void *srv)
+{
+	(void)srv;
+}
+
+/* dkimv_dns_init - nothing to set up: the resolver exists already */
+static int
+dkimv_dns_init(void **srv)
+{
+	(void)srv;
+	return 0;
+}
+
+/* dkimv_dns_config - libopendkim's resolver settings do not apply */
+static int
+dkimv_dns_config(void *srv, const char *conf)
+{
+	(void)srv;
+	(void)conf;
+	return 0;
+}
+
+/* dkimv_prescreen - verify at most dkim_max_signatures, the rest not */
+static DKIM_CBSTAT
+dkimv_prescreen(DKIM *h, DKIM_SIGINFO **sigs, int nsigs)
+{
+	struct msg *m = dkim_get_user_context(h);
+	int i;
+
+	for (i = (int)m->cfg->dkim_max_signatures; i < nsigs; i++) {
+		dkim_sig_ignore(sigs[i]);
+		m->dkim_unchecked++;
+	}
+	return DKIM_CBSTAT_CONTINUE;
+}
+
+/* dkimv_load - a libopendkim instance for this configuration */
+static int
+dkimv_load(struct snapshot *s, struct buf *err)
+{
+	const struct config *cfg = s->cfg;
+	unsigned flags = DKIM_LIBFLAGS_BADSIGHANDLES;
+	unsigned secs = (unsigned)((cfg->dns_timeout_ms + 999) / 1000);
+	unsigned minbits = 0;
+	DKIM_LIB *lib;
+
+	if (!cfg->dkim_verify)
+		return 0;
+	if ((lib = dkim_init(NULL, NULL)) == NULL) {
+		buf_addf(err, "dkim: cannot start libopendkim\n");
+		return -1;
+	}
+	/* we judge key sizes ourselves (dkim_min_key_bits, dkim_weak_key) */
+	if (dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
+		sizeof(flags)) != DKIM_STAT_OK ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS, &minbits,
+		sizeof(minbits)) != DKIM_STAT_OK ||
+	    dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_TIMEOUT, &secs,
+		sizeof(secs)) != DKIM_STAT_OK) {
+		buf_addf(err, "dkim: libopendkim refused an option\n");
+		dkim_close(lib);
+		return -1;
+	}
+	/* every lookup through dns.c: none of libopendkim's resolver */
+	dkim_dns_set_init(lib, dkimv_dns_init);
+	dkim_dns_set_close(lib, dkimv_dns_close);
+	dkim_dns_set_config(lib, dkimv_dns_config);
+	dkim_dns_set_nslist(lib, dkimv_dns_config);
+	dkim_dns_set_trustanchor(lib, dkimv_dns_config);
+	dkim_dns_set_query_service(lib, s->dns);
+	dkim_dns_set_query_start(lib, dkimv_dns_start);
+	dkim_dns_set_query_cancel(lib, dkimv_dns_cancel);
+	dkim_dns_set_query_waitreply(lib, dkimv_dns_waitreply);
+	dkim_set_prescreen(lib, dkimv_prescreen);
+	s->dkimv = xcalloc(1, sizeof(*s->dkimv));
+	s->dkimv->lib = lib;
+	return 0;
+}
+
+/* dkimv_unload - close the instance */
+static void
+dkimv_unload(struct snapshot *s)
+{
+	if (s->dkimv == NULL)
+		return;
+	dkim_close(s->dkimv->lib);
+	free(s->dkimv);
+	s->dkimv = NULL;
+}
+
+/* dkimv_wanted - is this message's DKIM verified? */
+static bool
+dkimv_wanted(const struct msg *m)
+{
+	return m->conn->snap->dkimv != NULL && !m->internal;
+}
+
+/* dkimv_tag - the value of tag t in a tag list (RFC 6376 3.2), arena copy */
+static char *
+dkimv_tag(struct msg *m, const char *v, size_t len, const char *t)
+{
+	size_t i = 0, tl = strlen(t);
+
+	while (i < len) {
+		size_t start, vs, ve;
+
+		while (i < len &&
+		    (str_isspace((unsigned char)v[i]) || v[i] == ';'))
+			i++;
+		start = i;
+		while (i < len && v[i] != '=' && v[i] != ';')
+			i++;
+		if (i >= len || v[i] != '=') {
+			while (i < len && v[i] != ';')
+				i++;
+			continue;
+		}
+		ve = i;
+		while (ve > start && str_isspace((unsigned char)v[ve - 1]))
+			ve--;
+		vs = ++i;
+		while (i < len && v[i] != ';')
+			i++;
+		if (ve - start == tl && memcmp(v + start, t, tl) == 0) {
+			const char *p = v + vs;
+			size_t pl = i - vs;
+
+			str_trim(&p, &pl);
+			return arena_strndup(m->arena, p, pl);
+		}
+	}
+	return NULL;
+}
+
+/* dkimv_on_header - note signatures, start their key lookups now */
+static int
+dkimv_on_header(struct msg *m, const struct hdr *h)
+{
+	char *d, *s, *name;
+
+	if (!dkimv_wanted(m) ||
+	    !str_caseeq_len(h->name, h->namelen, "DKIM-Signature"))
+		return 0;
+	if (m->dkimv == NULL &&
+	    (m->dkimv = arena_zalloc(m->arena, sizeof(*m->dkimv))) == NULL) {
+		msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
+		return -1;
+	}
+	if (++m->dkimv->nsigs > m->cfg->dkim_max_signatures)
+		return 0;
+	d = dkimv_tag(m, h->value, h->valuelen, "d");
+	s = dkimv_tag(m, h->value, h->valuelen, "s");
+	if (d != NULL && s != NULL && *d && *s &&
+	    (name = arena_printf(m->arena, "%s._domainkey.%s", s, d)) != NULL)
+		msg_dns_start(m, name, AG_DNS_T_TXT); /* answer ready at eom */
+	return 0;
+}
+
+/* dkimv_on_eoh - a handle, fed the headers, if the message is signed */
+static int
+dkimv_on_eoh(struct msg *m)
+{
+	DKIM_STAT st;
+	DKIM *h;
+
+	if (!dkimv_wanted(m) || m->dkimv == NULL)
+		return 0;
+	h = dkim_verify(m->conn->snap->dkimv->lib,
+	    (unsigned char *)(m->qid[0] ? m->qid : "NOQUEUE"), NULL, &st);
+	if (h == NULL) {
+		msg_error(m, AG_ERR_INTERNAL, "dkim: dkim_verify: %s",
+		    dkim_getresultstr(st));
+		return -1;
+	}
+	if (dkimv_handle_defer(m, h) == -1) {
+		msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
+		return -1;
+	}
+	dkim_set_user_context(h, m);
+	m->dkimv->h = h;
+	dkimv_feed_headers(h, m);
+	st = dkim_eoh(h);
+	if (st != DKIM_STAT_OK)
+		m->dkimv->done = true; /* no usable signature: eom reports */
+	return 0;
+}
+
+/* dkimv_on_body - hash as it streams */
+static int
+dkimv_on_body(struct msg *m, const unsigned char *p, size_t len)
+{
+	DKIM_STAT st;
+
+	if (m->dkimv == NULL || m->dkimv->h == NULL || m->dkimv->done)
+		return 0;
+	st = dkim_body(m->dkimv->h, (unsigned char *)p, len);
+	if (st == DKIM_STAT_CBREJECT || st == DKIM_STAT_INVALID)
+		m->dkimv->done = true;
+	return 0;
+}
+
+/* dkimv_sig_error - one signature's error, as a result and a reason */
+static enum ag_dkim_result
+dkimv_sig_error(int e, const char **why)
+{
+	*why = dkim_sig_geterrorstr(e);
+	switch (e) {
+	case DKIM_SIGERROR_BADSIG:
+		return AG_DKIM_FAIL;
+	case DKIM_SIGERROR_KEYFAIL:
+		return AG_DKIM_TEMPERROR;
+	case DKIM_SIGERROR_NOKEY:
+	case DKIM_SIGERROR_KEYREVOKED:
+	case DKIM_SIGERROR_KEYDECODE:
+	case DKIM_SIGERROR_KEYTYPEMISSING:
+	case DKIM_SIGERROR_KEYTYPEUNKNOWN:
+	case DKIM_SIGERROR_KEYVERSION:
+	case DKIM_SIGERROR_KEYUNKNOWNHASH:
+	case DKIM_SIGERROR_KEYHASHMISMATCH:
+	case DKIM_SIGERROR_NOTEMAILKEY:
+	case DKIM_SIGERROR_DNSSYNTAX:
+	case DKIM_SIGERROR_MULTIREPLY:
+		return AG_DKIM_PERMERROR;
+	case DKIM_SIGERROR_KEYTOOSMALL:
+		return AG_DKIM_POLICY;
+	case DKIM_SIGERROR_TOOLARGE_L:
+		return AG_DKIM_FAIL;
+	default:
+		/* syntax of the signature, expired, future, ... */
+		return AG_DKIM_NEUTRAL;
+	}
+}
+
+/* dkimv_judge - result of one signature, our policies applied */
+static void
+dkimv_judge(struct msg *m, DKIM *h, DKIM_SIGINFO *sig, struct dkim_outcome *o)
+{
+	const struct config *cfg = m->cfg;
+	unsigned int bits = 0;
+	unsigned int flags = dkim_sig_getflags(sig);
+	int bh = dkim_sig_getbh(sig), e = dkim_sig_geterror(sig);
+	dkim_alg_t alg = DKIM_SIGN_UNKNOWN;
+	ssize_t msglen, canonlen, signlen = -1;
+
+	dkim_sig_getsignalg(sig, &alg);
+	if (dkim_sig_getkeysize(sig, &bits) == DKIM_STAT_OK)
+		o->bits = (int)bits;
+	if (dkim_sig_getcanonlen(h, sig, &msglen, &canonlen, &signlen) ==
+		DKIM_STAT_OK &&
+	    signlen >= 0)
+		o->l = signlen;
+	if ((flags & DKIM_SIGFLAG_IGNORE) != 0) {
+		o->result = AG_DKIM_NONE;
+		return;
+	}
+	if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MATCH) {
+		o->result = AG_DKIM_PASS;
+	} else if ((flags & DKIM_SIGFLAG_PASSED) && bh == DKIM_SIGBH_MISMATCH) {
+		o->result = AG_DKIM_FAIL;
+		o->reason = "body hash mismatch";
+		return;
+	} else if (e == DKIM_SIGERROR_OK || e == DKIM_SIGERROR_UNKNOWN) {
+		o->result = (flags & DKIM_SIGFLAG_PROCESSED)
+		    ? AG_DKIM_FAIL
+		    : AG_DKIM_PERMERROR;
+		o->reason = (flags & DKIM_SIGFLAG_PROCESSED)
+		    ? "signature verification failed"
+		    : "signature not processed";
+		return;
+	} else {
+		o->result = dkimv_sig_error(e, &o->reason);
+		return;
+	}
+	/* it verifies: now what this site accepts (RFC 8301, our config) */
+	if (alg == DKIM_SIGN_RSASHA1) {
+		o->result = cfg->dkim_sha1_fail ? AG_DKIM_FAIL : AG_DKIM_POLICY;
+		o->reason = "rsa-sha1 is not accepted (RFC 8301)";
+	} else if (alg != DKIM_SIGN_ED25519SHA256 &&
+	    o->bits < cfg->dkim_min_key_bits) {
+		o->result =
+		    cfg->dkim_weak_key_fail ? AG_DKIM_FAIL : AG_DKIM_POLICY;
+		o->reason = arena_printf(m->arena,
+		    "%d-bit key is below "
+		    "dkim_min_key_bits",
+		    o->bits);
+	} else if (o->l >= 0 && cfg->dkim_l_fail) {
+		o->result = AG_DKIM_FAIL;
+		o->reason = "body length limit (l=) not accepted";
+	}
+}
+
+/* dkimv_ar - the A-R result of one signature */
+static void
+dkimv_ar(struct msg *m, const struct dkim_outcome *o)
+{
+	struct ar_result *r;
+
+	if ((r = msg_ar_new(m, "dkim", dkimv_result_name(o->result))) == NULL)
+		return;
+	if (o->result != AG_DKIM_PASS)
+		r->reason = o->reason;
+	if (o->result == AG_DKIM_PASS && o->l >= 0)
+		r->comment = arena_printf(m->arena,
+		    "body length limited to "
+		    "%lld bytes by l=",
+		    o->l);
+	else if (o->bits > 0 && o->result == AG_DKIM_PASS)
+		r->comment = arena_printf(m->arena, "%d-bit key", o->bits);
+	msg_ar_prop(m, r, "header", "d", o->domain);
+	msg_ar_prop(m, r, "header", "i", o->identity);
+	msg_ar_prop(m, r, "header", "s", o->selector);
+	msg_ar_prop(m, r, "header", "a", o->algorithm);
+	msg_ar_prop(m, r, "header", "b", o->b);
+	msg_ar_add(m, r);
+}
+
+/* dkimv_b8 - the first 8 characters of b= (folding white space out),
+ * enough to tell several signatures apart (RFC 6008) */
+static const char *
+dkimv_b8(struct msg *m, const char *bv)
+{
+	char out[9];
+	size_t n = 0;
+
+	if (bv == NULL)
+		return NULL;
+	for (; *bv && n < 8; bv++)
+		if (!str_isspace((unsigned char)*bv))
+			out[n++] = *bv;
+	out[n] = '\0';
+	return arena_strdup(m->arena, out);
+}
+
+/* dkimv_collect - every signature into m->dkim and A-R */
+static void
+dkimv_collect(struct msg *m, DKIM *h)
+{
+	DKIM_SIGINFO **sigs;
+	unsigned char idbuf[256];
+	int nsigs = 0, i;
+	const char *bv;
+
+	if (dkim_getsiglist(h, &sigs, &nsigs) != DKIM_STAT_OK || nsigs <= 0)
+		return;
+	m->dkim = arena_allocarray(m->arena, (size_t)nsigs, sizeof(*m->dkim));
+	if (m->dkim == NULL) {
+		msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
+		return;
+	}
+	for (i = 0; i < nsigs; i++) {
+		struct dkim_outcome *o = &m->dkim[m->ndkim];
+
+		memset(o, 0, sizeof(*o));
+		o->l = -1;
+		dkimv_judge(m, h, sigs[i], o);
+		if (o->result == AG_DKIM_NONE)
+			continue; /* not checked: counted in dkim_unchecked */
+		o->domain = (const char *)dkim_sig_getdomain(sigs[i]);
+		o->selector = (const char *)dkim_sig_getselector(sigs[i]);
+		o->algorithm = (const char *)dkim_sig_getalgorithm(sigs[i]);
+		bv = (const char *)dkim_sig_gettagvalue(
+		    sigs[i], false, (unsigned char *)"b");
+		o->b = dkimv_b8(m, bv);
+		if (dkim_sig_getidentity(h, sigs[i], idbuf, sizeof(idbuf)) ==
+			DKIM_STAT_OK &&
+		    dkim_sig_gettagvalue(
+			sigs[i], false, (unsigned char *)"i") != NULL)
+			o->identity = arena_strdup(m->arena, (char *)idbuf);
+		/* libopendkim's strings die with the handle: keep copies */
+		o->domain =
+		    o->domain ? arena_strdup(m->arena, o->domain) : NULL;
+		o->selector =
+		    o->selector ? arena_strdup(m->arena, o->selector) : NULL;
+		o->algorithm =
+		    o->algorithm ? arena_strdup(m->arena, o->algorithm) : NULL;
+		if (o->result == AG_DKIM_TEMPERROR)
+			msg_error(m, AG_ERR_DNS, "dkim: key of %s unavailable",
+			    o->domain ? log_safe(m, o->domain) : "?");
+		m->ndkim++;
+	}
+}
+
+/* dkimv_on_eom - the results */
+static int
+dkimv_on_eom(struct msg *m)
+{
+	struct ar_result *r;
+	size_t i;
+
+	if (!dkimv_wanted(m))
+		return 0;
+	if (m->dkimv != NULL && m->dkimv->h != NULL) {
+		dkim_eom(m->dkimv->h, NULL);
+		dkimv_collect(m, m->dkimv->h);
+	}
+	for (i = 0; i < m->ndkim; i++)
+		dkimv_ar(m, &m->dkim[i]);
+	if (m->dkim_unchecked > 0 &&
+	    (r = msg_ar_new(m, "dkim", "neutral")) != NULL) {
+		r->reason = arena_printf(m->arena,
+		    "%u more signatures not "
+		    "checked (dkim_max_signatures)",
+		    m->dkim_unchecked);
+		msg_ar_add(m, r);
+	}
+	if (m->ndkim == 0 && m->dkim_unchecked == 0 &&
+	    (r = msg_ar_new(m, "dkim", "none")) != NULL)
+		msg_ar_add(m, r); /* RFC 8601 2.7.1: not signed */
+	return 0;
+}
+
+const struct check dkimv_check = {
+    .name = "dkim",
+    .load = dkimv_load,
+    .unload = dkimv_unload,
+    .on_header = dkimv_on_header,
+    .on_eoh = dkimv_on_eoh,
+    .on_body = dkimv_on_body,
+    .on_eom = dkimv_on_eom,
+};
