@@ -930,7 +930,7 @@ dns_rr_addr(const struct dns_rr *rr, int rrtype, unsigned char out[16])
 int
 dns_rr_name(const struct dns_rr *rr, size_t off, char *out, size_t outlen)
 {
-	size_t n = 0;
+	size_t n = 0, wire = 1; /* the root label's length byte */
 
 	if (outlen == 0)
 		return -1;
@@ -944,6 +944,8 @@ dns_rr_name(const struct dns_rr *rr, size_t off, char *out, size_t outlen)
 			break;
 		if (l > 63 || off + l > rr->len)
 			return -1; /* also refuses compression pointers */
+		if ((wire += 1 + l) > 255)
+			return -1; /* RFC 1035 3.1: at most 255 octets */
 		if (n != 0) {
 			if (n + 1 >= outlen)
 				return -1;

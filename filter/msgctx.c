@@ -80,7 +80,17 @@ conn_free(struct conn *c)
 static const char *
 conn_dup(struct conn *c, const char *s)
 {
-	return s ? arena_strdup(c->arena, s) : NULL;
+	const char *d;
+
+	if (s == NULL)
+		return NULL;
+	/* a lost fact would change results silently: fail the messages */
+	if ((d = arena_strdup(c->arena, s)) == NULL) {
+		c->failed = true;
+		if (c->msg != NULL)
+			c->msg->errors |= AG_ERR_INTERNAL;
+	}
+	return d;
 }
 
 /* conn_set_client - client address and name */
@@ -174,6 +184,8 @@ msg_new(struct conn *c)
 	clock_gettime(CLOCK_MONOTONIC, &m->t_start);
 	c->msg = m;
 	c->nmsgs++;
+	if (c->failed)
+		msg_error(m, AG_ERR_INTERNAL, "out of memory (connection)");
 	return m;
 }
 

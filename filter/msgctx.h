@@ -142,6 +142,8 @@ struct conn {
 	const char *tls_version;
 	const char *cipher;
 	bool internal_ip; /* client address in internal_hosts */
+	bool failed;	  /* a connection fact was lost (out of memory):
+			     every message gets AG_ERR_INTERNAL */
 	unsigned nmsgs;
 	struct msg *msg; /* the message in progress, if any */
 };

@@ -292,6 +292,37 @@ test_rr_malformed(void **state)
 	arena_free(ar);
 }
 
+/* A wire name is at most 255 octets (RFC 1035 3.1): labels of 63, 63, 63
+ * and 62 plus the length bytes and the root make 256 (fuzz input
+ * dns_rr-1); one byte less is the longest valid name. */
+static void
+test_rr_name_max(void **state)
+{
+	unsigned char w[300];
+	char name[1024];
+	static const int labels[] = {63, 63, 63, 62};
+	struct dns_rr r = {w, 0};
+	size_t n = 0, i;
+
+	(void)state;
+	for (i = 0; i < 4; i++) {
+		w[n++] = (unsigned char)labels[i];
+		memset(w + n, 'a', (size_t)labels[i]);
+		n += (size_t)labels[i];
+	}
+	w[n++] = 0;
+	r.len = n;
+	assert_int_equal(n, 256);
+	assert_int_equal(dns_rr_name(&r, 0, name, sizeof(name)), -1);
+	/* 63, 63, 63, 61: 255 octets, 253 characters */
+	w[192] = 61;
+	w[192 + 62] = 0;
+	r.len = 255;
+	assert_int_equal(dns_rr_name(&r, 0, name, sizeof(name)), 0);
+	assert_int_equal(strlen(name), 253);
+	assert_true(dns_name_valid(name));
+}
+
 static void
 test_name_valid(void **state)
 {
@@ -326,6 +357,7 @@ main(void)
 	    cmocka_unit_test(test_budget),
 	    cmocka_unit_test(test_free_before_answer),
 	    cmocka_unit_test(test_rr_malformed),
+	    cmocka_unit_test(test_rr_name_max),
 	    cmocka_unit_test(test_name_valid),
 	};
 

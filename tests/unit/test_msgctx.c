@@ -374,6 +374,42 @@ test_out_of_memory(void **state)
 	snapshot_release(s);
 }
 
+/* A connection fact lost to a failed allocation (the MTA's j macro here)
+ * must not pass silently: the messages of that connection tempfail
+ * (found by fuzz_pipeline, input pipeline-1). */
+static void
+test_conn_fact_lost(void **state)
+{
+	struct snapshot *s = snap(NULL, 0);
+	unsigned long n;
+	int lost = 0;
+
+	(void)state;
+	for (n = 1; n < 6; n++) {
+		struct conn *c;
+		struct msg *m;
+
+		arena_test_fail_after(n);
+		c = conn_new(s);
+		arena_test_fail_after(0);
+		if (c == NULL)
+			continue;
+		conn_set_authserv_id(c, "mx.example.net");
+		m = msg_new(c);
+		assert_non_null(m);
+		msg_mail(m, "<a@example.org>");
+		msg_eom(m);
+		if (c->authserv_id == NULL) {
+			lost++;
+			assert_int_equal(m->verdict.action, AG_ACT_TEMPFAIL);
+		} else
+			assert_string_equal(c->authserv_id, "mx.example.net");
+		conn_free(c);
+	}
+	assert_true(lost > 0);
+	snapshot_release(s);
+}
+
 int
 main(void)
 {
@@ -384,6 +420,7 @@ main(void)
 	    cmocka_unit_test(test_caps),
 	    cmocka_unit_test(test_failure_classes),
 	    cmocka_unit_test(test_out_of_memory),
+	    cmocka_unit_test(test_conn_fact_lost),
 	};
 
 	log_set_level(LOG_ERR);
