@@ -53,7 +53,11 @@ dkims_load(struct snapshot *s, struct buf *err)
 	const struct config *cfg = s->cfg;
 	struct dkims_lib *dl;
 	uint64_t ttl = (uint64_t)(cfg->dkim_signature_ttl_ms / 1000);
-	unsigned flags = DKIM_LIBFLAGS_DEFAULT;
+	/* FIXCRLF: bare LF ends a line, a missing final CRLF is added, as
+	 * dkim_edsign.c does (an MTA always delivers CRLF anyway) */
+	unsigned flags = DKIM_LIBFLAGS_DEFAULT | DKIM_LIBFLAGS_FIXCRLF;
+	/* keys.c judged the sizes already (dkim_min_key_bits) */
+	unsigned minbits = (unsigned)cfg->dkim_min_key_bits;
 
 	if (!cfg->dkim_sign)
 		return 0;
@@ -75,6 +79,8 @@ dkims_load(struct snapshot *s, struct buf *err)
 	if ((dl->lib = dkim_init(NULL, NULL)) == NULL ||
 	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
 		sizeof(flags)) != DKIM_STAT_OK ||
+	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS,
+		&minbits, sizeof(minbits)) != DKIM_STAT_OK ||
 	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
 		dl->signhdrs, sizeof(char **)) != DKIM_STAT_OK ||
 	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,

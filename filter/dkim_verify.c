@@ -271,7 +271,7 @@ static int
 dkimv_load(struct snapshot *s, struct buf *err)
 {
 	const struct config *cfg = s->cfg;
-	unsigned flags = DKIM_LIBFLAGS_BADSIGHANDLES;
+	unsigned flags = DKIM_LIBFLAGS_BADSIGHANDLES | DKIM_LIBFLAGS_FIXCRLF;
 	unsigned secs = (unsigned)((cfg->dns_timeout_ms + 999) / 1000);
 	unsigned minbits = 0;
 	DKIM_LIB *lib;
@@ -463,6 +463,25 @@ dkimv_sig_error(int e, const char **why)
 	}
 }
 
+/*
+ * dkimv_key_fits - does the key record's k= (default rsa) name the key
+ * type of the signature's algorithm? libopendkim decodes the key by the
+ * signature's a= alone, so an "ed25519" record holding an RSA key would
+ * pass without this.
+ */
+static bool
+dkimv_key_fits(DKIM_SIGINFO *sig, dkim_alg_t alg)
+{
+	const char *k = (const char *)dkim_sig_gettagvalue(sig, true,
+	    (unsigned char *)"k");
+
+	if (k == NULL || *k == '\0')
+		k = "rsa";
+	if (alg == DKIM_SIGN_ED25519SHA256)
+		return str_casecmp(k, "ed25519") == 0;
+	return str_casecmp(k, "rsa") == 0;
+}
+
 /* dkimv_judge - result of one signature, our policies applied */
 static void
 dkimv_judge(struct msg *m, DKIM *h, DKIM_SIGINFO *sig, struct dkim_outcome *o)
@@ -504,7 +523,11 @@ dkimv_judge(struct msg *m, DKIM *h, DKIM_SIGINFO *sig, struct dkim_outcome *o)
 		return;
 	}
 	/* it verifies: now what this site accepts (RFC 8301, our config) */
-	if (alg == DKIM_SIGN_RSASHA1) {
+	if (!dkimv_key_fits(sig, alg)) {
+		/* RFC 6376 6.1.3 (6): the key is not for this algorithm */
+		o->result = AG_DKIM_PERMERROR;
+		o->reason = "key type (k=) does not match the algorithm";
+	} else if (alg == DKIM_SIGN_RSASHA1) {
 		o->result = cfg->dkim_sha1_fail ? AG_DKIM_FAIL : AG_DKIM_POLICY;
 		o->reason = "rsa-sha1 is not accepted (RFC 8301)";
 	} else if (alg != DKIM_SIGN_ED25519SHA256 &&

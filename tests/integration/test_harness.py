@@ -414,7 +414,7 @@ def postfix_milter_reject_tempfail(t):
          ("end-of-data", 550, "5.7.1 authgate-test: rejected at eom"))
     r = pf.send("a@example.org", ["eom-tempfail@example.net"], msg)
     t.eq((r.stage, r.code), ("end-of-data", 451))
-    t.ok(pf.log_lines(r"milter-reject: RCPT from .*550 5\.7\.1 "
+    t.ok(pf.wait_log(r"milter-reject: RCPT from .*550 5\.7\.1 "
                       r"authgate-test: rejected by milter"), "maillog")
     t.eq(len(sink.wait_for(1)), 1)
 
@@ -474,7 +474,7 @@ def postfix_milter_down_default_action(t):
     t.diag("tempfail: %r" % r)
     t.eq((r.code, r.text), (451, "4.7.1 Service unavailable - try again "
                                  "later"))
-    t.ok(pf.log_lines(r"milter-reject: .*451 4\.7\.1 Service unavailable"),
+    t.ok(pf.wait_log(r"milter-reject: .*451 4\.7\.1 Service unavailable"),
          "maillog says milter-reject")
     r = pf2.send("a@example.org", ["b@example.net"], msg)
     t.ok(r.ok, "accept: delivered without the milter", r)
