@@ -1,12 +1,12 @@
 /*
- * dkim_sign.c - DKIM signing with libopendkim (see dkim_sign.h).
+ * dkim_sign.c - the DKIM signing check (see dkim_sign.h); the signatures
+ * are made by dkim_signer.c.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-#include <opendkim/dkim.h>
 
 #include "util/arena.h"
 #include "util/buf.h"
@@ -15,21 +15,18 @@
 #include "keys.h"
 #include "msgctx.h"
 #include "rfc5322.h"
-#include "dkim_edsign.h"
-#include "dkim_int.h"
+#include "dkim_signer.h"
 #include "dkim_tables.h"
 #include "dkim_sign.h"
 
 struct dkims_lib {
-	DKIM_LIB *lib;
 	struct dkimt *tables;
-	char **signhdrs;     /* NULL-terminated, for libopendkim */
+	char **signhdrs;     /* NULL-terminated */
 	char **oversignhdrs; /* NULL-terminated */
 };
 
 struct dkims_msg {
-	DKIM *h[AG_DKIM_MAX_SIGN];	    /* RSA: libopendkim */
-	struct dkime *ed[AG_DKIM_MAX_SIGN]; /* Ed25519: dkim_edsign.c */
+	struct signer *sig[AG_DKIM_MAX_SIGN];
 	const struct ag_key *key[AG_DKIM_MAX_SIGN];
 	size_t n;
 };
@@ -46,18 +43,12 @@ dkims_strv(const struct strlist *l)
 	return v;
 }
 
-/* dkims_load - tables, keys and a libopendkim instance for signing */
+/* dkims_load - tables and keys for signing */
 static int
 dkims_load(struct snapshot *s, struct buf *err)
 {
 	const struct config *cfg = s->cfg;
 	struct dkims_lib *dl;
-	uint64_t ttl = (uint64_t)(cfg->dkim_signature_ttl_ms / 1000);
-	/* FIXCRLF: bare LF ends a line, a missing final CRLF is added, as
-	 * dkim_edsign.c does (an MTA always delivers CRLF anyway) */
-	unsigned flags = DKIM_LIBFLAGS_DEFAULT | DKIM_LIBFLAGS_FIXCRLF;
-	/* keys.c judged the sizes already (dkim_min_key_bits) */
-	unsigned minbits = (unsigned)cfg->dkim_min_key_bits;
 
 	if (!cfg->dkim_sign)
 		return 0;
@@ -76,28 +67,6 @@ dkims_load(struct snapshot *s, struct buf *err)
 	}
 	dl->signhdrs = dkims_strv(&cfg->dkim_sign_headers);
 	dl->oversignhdrs = dkims_strv(&cfg->dkim_oversign_headers);
-	if ((dl->lib = dkim_init(NULL, NULL)) == NULL ||
-	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_FLAGS, &flags,
-		sizeof(flags)) != DKIM_STAT_OK ||
-	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_MINKEYBITS,
-		&minbits, sizeof(minbits)) != DKIM_STAT_OK ||
-	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS,
-		dl->signhdrs, sizeof(char **)) != DKIM_STAT_OK ||
-	    dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS,
-		dl->oversignhdrs, sizeof(char **)) != DKIM_STAT_OK ||
-	    (ttl > 0 &&
-		dkim_options(dl->lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNATURETTL,
-		    &ttl, sizeof(ttl)) != DKIM_STAT_OK)) {
-		buf_addf(
-		    err, "dkim: libopendkim refused the signing options\n");
-		if (dl->lib)
-			dkim_close(dl->lib);
-		dkimt_free(dl->tables);
-		free(dl->signhdrs);
-		free(dl->oversignhdrs);
-		free(dl);
-		return -1;
-	}
 	s->dkims = dl;
 	return 0;
 }
@@ -110,7 +79,6 @@ dkims_unload(struct snapshot *s)
 
 	if (dl == NULL)
 		return;
-	dkim_close(dl->lib);
 	dkimt_free(dl->tables);
 	free(dl->signhdrs);
 	free(dl->oversignhdrs);
@@ -135,22 +103,13 @@ dkims_from(struct msg *m, struct rfc5322_addr *a)
 	return 0;
 }
 
-/* dkims_start - one signing handle per key, fed the headers */
+/* dkims_start - one signer per key, the headers hashed */
 static void
 dkims_start(struct msg *m, const struct ag_key *const *keys, size_t n)
 {
 	const struct dkims_lib *dl = m->conn->snap->dkims;
 	int canon = m->cfg->dkim_canon;
-	dkim_canon_t hc =
-	    (canon & 0x10) ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
-	dkim_canon_t bc =
-	    (canon & 0x01) ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
-	const char *qid = m->qid[0] ? m->qid : "NOQUEUE";
-	DKIM_STAT st;
-	size_t i;
-	DKIM *h;
-
-	struct dkime_opts eo = {
+	struct signer_opts o = {
 	    .hrelaxed = (canon & 0x10) != 0,
 	    .brelaxed = (canon & 0x01) != 0,
 	    .signhdrs = dl->signhdrs,
@@ -159,47 +118,18 @@ dkims_start(struct msg *m, const struct ag_key *const *keys, size_t n)
 	    .now = time(NULL),
 	};
 	char why[256];
+	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (keys[i]->type == AG_KEY_ED25519) {
-			struct dkime *e = dkime_start(
-			    m->arena, keys[i], m->hdrs, &eo, why, sizeof(why));
+		struct signer *sg = signer_start(
+		    m->arena, keys[i], m->hdrs, &o, why, sizeof(why));
 
-			if (e == NULL) {
-				msg_error(m, AG_ERR_KEY,
-				    "dkim: signing with "
-				    "%s: %s",
-				    keys[i]->name, why);
-				continue;
-			}
-			m->dkims->ed[m->dkims->n] = e;
-			m->dkims->key[m->dkims->n++] = keys[i];
-			continue;
-		}
-		h = dkim_sign(dl->lib, (const unsigned char *)qid, NULL,
-		    (unsigned char *)keys[i]->pem,
-		    (unsigned char *)keys[i]->selector,
-		    (unsigned char *)keys[i]->domain, hc, bc,
-		    DKIM_SIGN_RSASHA256, -1, &st);
-		if (h == NULL) {
-			msg_error(m, AG_ERR_KEY,
-			    "dkim: cannot sign with key "
-			    "%s: %s",
-			    keys[i]->name, dkim_getresultstr(st));
-			continue;
-		}
-		if (dkimv_handle_defer(m, h) == -1) {
-			msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
-			return;
-		}
-		if (dkimv_feed_headers(h, m) != DKIM_STAT_OK ||
-		    dkim_eoh(h) != DKIM_STAT_OK) {
+		if (sg == NULL) {
 			msg_error(m, AG_ERR_KEY, "dkim: signing with %s: %s",
-			    keys[i]->name,
-			    dkim_geterror(h) ? dkim_geterror(h) : "error");
+			    keys[i]->name, why);
 			continue;
 		}
-		m->dkims->h[m->dkims->n] = h;
+		m->dkims->sig[m->dkims->n] = sg;
 		m->dkims->key[m->dkims->n++] = keys[i];
 	}
 }
@@ -233,7 +163,7 @@ dkims_on_eoh(struct msg *m)
 	return 0;
 }
 
-/* dkims_on_body - every signing handle hashes the chunk */
+/* dkims_on_body - every signer hashes the chunk */
 static int
 dkims_on_body(struct msg *m, const unsigned char *p, size_t len)
 {
@@ -242,28 +172,8 @@ dkims_on_body(struct msg *m, const unsigned char *p, size_t len)
 	if (m->dkims == NULL)
 		return 0;
 	for (i = 0; i < m->dkims->n; i++)
-		if (m->dkims->ed[i] != NULL)
-			dkime_body(m->dkims->ed[i], p, len);
-		else
-			dkim_body(m->dkims->h[i], (unsigned char *)p, len);
+		signer_body(m->dkims->sig[i], p, len);
 	return 0;
-}
-
-/* dkims_header_value - libopendkim's folds ("\r\n\t") as the MTA wants
- * them ("\n\t": a CR would be kept as a stray byte) */
-static char *
-dkims_header_value(struct msg *m, const unsigned char *v, size_t len)
-{
-	char *out = arena_alloc(m->arena, len + 1);
-	size_t i, n = 0;
-
-	if (out == NULL)
-		return NULL;
-	for (i = 0; i < len; i++)
-		if (v[i] != '\r')
-			out[n++] = (char)v[i];
-	out[n] = '\0';
-	return out;
 }
 
 /* dkims_on_eom - the signatures */
@@ -271,51 +181,29 @@ static int
 dkims_on_eom(struct msg *m)
 {
 	struct buf done = BUF_INIT;
-	unsigned char *sig;
-	size_t i, len;
-	char *v;
+	char why[256], *v;
+	size_t i;
 
 	if (m->dkims == NULL)
 		return 0;
 	for (i = 0; i < m->dkims->n; i++) {
-		DKIM *h = m->dkims->h[i];
 		const struct ag_key *k = m->dkims->key[i];
-		char why[256];
 
-		if (m->dkims->ed[i] != NULL) {
-			if ((v = dkime_finish(
-				 m->dkims->ed[i], why, sizeof(why))) == NULL) {
-				msg_error(m, AG_ERR_KEY,
-				    "dkim: signing with %s "
-				    "failed: %s",
-				    k->name, why);
-				continue;
-			}
-			msg_add_header(m, "DKIM-Signature", v);
-			buf_addf(&done, "%s%s:%s", done.len ? "," : "",
-			    k->domain, k->selector);
-			continue;
-		}
-		if (dkim_eom(h, NULL) != DKIM_STAT_OK ||
-		    dkim_getsighdr_d(h, strlen("DKIM-Signature: "), &sig,
-			&len) != DKIM_STAT_OK) {
+		if ((v = signer_finish(m->dkims->sig[i], why, sizeof(why))) ==
+		    NULL) {
 			msg_error(m, AG_ERR_KEY,
 			    "dkim: signing with %s failed: "
 			    "%s",
-			    k->name,
-			    dkim_geterror(h) ? dkim_geterror(h) : "error");
+			    k->name, why);
 			continue;
-		}
-		if ((v = dkims_header_value(m, sig, len)) == NULL) {
-			msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
-			break;
 		}
 		msg_add_header(m, "DKIM-Signature", v);
 		buf_addf(&done, "%s%s:%s", done.len ? "," : "", k->domain,
 		    k->selector);
 	}
 	if (done.len)
-		m->dkim_signed = arena_memdup(m->arena, done.data, done.len);
+		m->dkim_signed =
+		    arena_memdup(m->arena, done.data, done.len + 1);
 	buf_release(&done);
 	return 0;
 }

@@ -16,7 +16,6 @@
 #include "util/str.h"
 #include "util/xalloc.h"
 #include "msgctx.h"
-#include "dkim_int.h"
 #include "dkim_verify.h"
 
 struct dkimv_lib {
@@ -48,8 +47,9 @@ dkimv_result_name(int r)
 	return (r >= 0 && r <= AG_DKIM_PERMERROR) ? dkimv_names[r] : "none";
 }
 
-/* dkimv_feed_headers - the stored headers into a handle */
-DKIM_STAT
+/* dkimv_feed_headers - every stored header as "Name:value" (the value as
+ * the MTA sent it: leading space and CRLF folds kept) */
+static DKIM_STAT
 dkimv_feed_headers(DKIM *h, const struct msg *m)
 {
 	const struct hdr *hd;
@@ -77,7 +77,7 @@ dkim_handle_free(void *arg)
 }
 
 /* dkimv_handle_defer - free a handle with the message */
-int
+static int
 dkimv_handle_defer(struct msg *m, DKIM *h)
 {
 	if (arena_defer(m->arena, dkim_handle_free, h) == -1) {
@@ -472,8 +472,8 @@ dkimv_sig_error(int e, const char **why)
 static bool
 dkimv_key_fits(DKIM_SIGINFO *sig, dkim_alg_t alg)
 {
-	const char *k = (const char *)dkim_sig_gettagvalue(sig, true,
-	    (unsigned char *)"k");
+	const char *k =
+	    (const char *)dkim_sig_gettagvalue(sig, true, (unsigned char *)"k");
 
 	if (k == NULL || *k == '\0')
 		k = "rsa";

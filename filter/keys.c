@@ -78,9 +78,7 @@ keys_load(const char *path, int min_rsa_bits, struct ag_key *k, char *why,
 {
 	struct buf b = BUF_INIT;
 	EVP_PKEY *pk = NULL;
-	BIO *bio = NULL, *out = NULL;
-	char *pem;
-	long plen;
+	BIO *bio = NULL;
 	int rc = -1;
 
 	if (keys_read(path, &b, why, whylen) == -1)
@@ -116,14 +114,6 @@ keys_load(const char *path, int min_rsa_bits, struct ag_key *k, char *why,
 		    path, OBJ_nid2sn(EVP_PKEY_get_base_id(pk)));
 		goto done;
 	}
-	/* hand libopendkim one canonical form: PKCS#8 PEM */
-	if ((out = BIO_new(BIO_s_mem())) == NULL ||
-	    !PEM_write_bio_PrivateKey(out, pk, NULL, NULL, 0, NULL, NULL) ||
-	    (plen = BIO_get_mem_data(out, &pem)) <= 0) {
-		snprintf(why, whylen, "%s: cannot re-encode the key", path);
-		goto done;
-	}
-	k->pem = xstrndup(pem, (size_t)plen);
 	k->path = xstrdup(path);
 	k->pkey = pk; /* signing only reads it: safe in every thread */
 	pk = NULL;
@@ -134,7 +124,6 @@ done:
 		OPENSSL_cleanse(b.data, b.len);
 	buf_release(&b);
 	BIO_free(bio);
-	BIO_free(out);
 	EVP_PKEY_free(pk);
 	return rc;
 }
@@ -143,10 +132,6 @@ done:
 void
 keys_release(struct ag_key *k)
 {
-	if (k->pem != NULL) {
-		OPENSSL_cleanse(k->pem, strlen(k->pem));
-		free(k->pem);
-	}
 	EVP_PKEY_free(k->pkey);
 	free(k->name);
 	free(k->domain);

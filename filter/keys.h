@@ -4,8 +4,8 @@
  * keys_load() reads a key file the way the daemon will use it and refuses
  * what must not be used: a file others can read or write, something that
  * is not a private key, RSA under the minimum size (RFC 8301: 1024 bits),
- * key types DKIM does not have. The key is kept as the PEM text
- * libopendkim signs with. Reloads load keys afresh, so a key replaced or
+ * key types DKIM does not have. The key is kept parsed, for
+ * dkim_signer.c. Reloads load keys afresh, so a key replaced or
  * deleted on disk is seen at the next SIGHUP. Thread-safe (no globals).
  */
 #ifndef AG_KEYS_H
@@ -31,7 +31,7 @@ struct ag_key {
 
 /*
  * keys_load - read and check the private key in path into k (path,
- * pem, type, bits; the caller sets name/domain/selector). Returns 0, or -1
+ * pkey, type, bits; the caller sets name/domain/selector). Returns 0, or -1
  * with a reason naming the file in why.
  */
 int keys_load(const char *path, int min_rsa_bits, struct ag_key *k, char *why,

@@ -37,7 +37,7 @@ for m in ("log", "rfc5322", "ar", "dns", "spf_record"):
 for m in ("config", "snapshot", "msgctx", "checks", "policy"):
     layer[m] = 2
 for m in ("spf", "spf_dns", "spf_eval", "dkim_verify", "dkim_sign",
-          "dkim_int", "dkim_tables", "dkim_edsign", "keys", "dmarc",
+          "dkim_tables", "dkim_signer", "keys", "dmarc",
           "dmarc_history", "rules", "dnsbl", "mime", "metrics"):
     layer[m] = 3
 for m in ("milter", "cli", "main"):
@@ -67,7 +67,7 @@ for path in srcs:
             elif layer[mod] == 3 and layer[inc] == 3 and inc != mod and \
                     inc.split("_")[0] != mod.split("_")[0] and \
                     not (mod, inc) in {("dkim_sign", "keys"), ("dkim_verify", "keys"),
-                                     ("dkim_tables", "keys"), ("dkim_edsign", "keys")}:
+                                     ("dkim_tables", "keys"), ("dkim_signer", "keys")}:
                 bad.append("%s:%d: check includes %s.h" % (mod, n, inc))
         if re.match(r"#include <libmilter/", line) and mod not in ("milter", "main"):
             bad.append("%s:%d: libmilter outside the adapter" % (mod, n))

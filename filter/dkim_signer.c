@@ -1,25 +1,27 @@
 /*
- * dkim_edsign.c - Ed25519-SHA256 DKIM signing (see dkim_edsign.h).
+ * dkim_signer.c - DKIM signing, RSA-SHA256 and Ed25519-SHA256 (see
+ * dkim_signer.h).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 
 #include "util/arena.h"
 #include "util/buf.h"
 #include "util/str.h"
 #include "keys.h"
 #include "msgctx.h"
-#include "dkim_edsign.h"
+#include "dkim_signer.h"
 
-#define DKIME_OUTBUF 4096 /* canonical body bytes hashed at once */
-#define DKIME_WIDTH  78	  /* fold the header before this column */
+#define SIGNER_OUTBUF 4096 /* canonical body bytes hashed at once */
+#define SIGNER_WIDTH  78   /* fold the header before this column */
 
-struct dkime {
+struct signer {
 	struct arena *arena;
 	const struct ag_key *key;
-	struct dkime_opts o;
+	struct signer_opts o;
 	EVP_MD_CTX *hh;	  /* header hash: the signed headers so far */
 	EVP_MD_CTX *bh;	  /* body hash */
 	struct buf hlist; /* the h= value */
@@ -28,34 +30,34 @@ struct dkime {
 	bool cr;	  /* a CR was last, its LF may follow */
 	bool wsp;	  /* relaxed: white space not hashed yet */
 	bool any;	  /* some body content was hashed */
-	unsigned char out[DKIME_OUTBUF];
+	unsigned char out[SIGNER_OUTBUF];
 	size_t outlen;
 	bool failed;
 };
 
-/* dkime_ctx_free - arena destructor of an OpenSSL digest context */
+/* signer_ctx_free - arena destructor of an OpenSSL digest context */
 static void
-dkime_ctx_free(void *ctx)
+signer_ctx_free(void *ctx)
 {
 	EVP_MD_CTX_free(ctx);
 }
 
-/* dkime_buf_free - arena destructor of a buf inside the signer */
+/* signer_buf_free - arena destructor of a buf inside the signer */
 static void
-dkime_buf_free(void *b)
+signer_buf_free(void *b)
 {
 	buf_release(b);
 }
 
-/* dkime_sha256 - a new SHA-256 context released with the arena */
+/* signer_sha256 - a new SHA-256 context released with the arena */
 static EVP_MD_CTX *
-dkime_sha256(struct arena *a)
+signer_sha256(struct arena *a)
 {
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 
 	if (c == NULL)
 		return NULL;
-	if (arena_defer(a, dkime_ctx_free, c) == -1) {
+	if (arena_defer(a, signer_ctx_free, c) == -1) {
 		EVP_MD_CTX_free(c);
 		return NULL;
 	}
@@ -65,12 +67,12 @@ dkime_sha256(struct arena *a)
 }
 
 /*
- * dkime_canon_header - one header as the header hash takes it (RFC 6376
+ * signer_canon_header - one header as the header hash takes it (RFC 6376
  * 3.4.1 simple: unchanged; 3.4.2 relaxed: name lowercased, unfolded, runs
  * of white space made one space, none at the ends of the value).
  */
 static void
-dkime_canon_header(struct buf *out, bool relaxed, const char *name,
+signer_canon_header(struct buf *out, bool relaxed, const char *name,
     size_t namelen, const char *value, size_t valuelen)
 {
 	size_t i;
@@ -105,9 +107,9 @@ dkime_canon_header(struct buf *out, bool relaxed, const char *name,
 	buf_add(out, "\r\n", 2);
 }
 
-/* dkime_listed - is a header name in a NULL-terminated list? */
+/* signer_listed - is a header name in a NULL-terminated list? */
 static bool
-dkime_listed(char *const *list, const char *name, size_t len)
+signer_listed(char *const *list, const char *name, size_t len)
 {
 	for (; list != NULL && *list != NULL; list++)
 		if (str_caseeq_len(name, len, *list))
@@ -116,13 +118,13 @@ dkime_listed(char *const *list, const char *name, size_t len)
 }
 
 /*
- * dkime_headers - choose the headers (every instance of a listed name,
+ * signer_headers - choose the headers (every instance of a listed name,
  * From always), write h=, and hash them: each h= entry takes the lowest
  * instance of its name not taken yet (RFC 6376 5.4.2); an oversigned
  * name's extra entry finds none and adds nothing.
  */
 static int
-dkime_headers(struct dkime *e, const struct hdr *hdrs)
+signer_headers(struct signer *e, const struct hdr *hdrs)
 {
 	const struct hdr **v;
 	bool *used;
@@ -141,7 +143,7 @@ dkime_headers(struct dkime *e, const struct hdr *hdrs)
 	for (i = 0, h = hdrs; h != NULL; h = h->next)
 		v[i++] = h;
 	for (i = 0; i < n; i++) {
-		if (!dkime_listed(e->o.signhdrs, v[i]->name, v[i]->namelen) &&
+		if (!signer_listed(e->o.signhdrs, v[i]->name, v[i]->namelen) &&
 		    !str_caseeq_len(v[i]->name, v[i]->namelen, "From"))
 			continue;
 		if (e->hlist.len)
@@ -154,8 +156,8 @@ dkime_headers(struct dkime *e, const struct hdr *hdrs)
 				break;
 		used[j] = true;
 		buf_reset(&c);
-		dkime_canon_header(&c, e->o.hrelaxed, v[j]->name, v[j]->namelen,
-		    v[j]->value, v[j]->valuelen);
+		signer_canon_header(&c, e->o.hrelaxed, v[j]->name,
+		    v[j]->namelen, v[j]->value, v[j]->valuelen);
 		if (EVP_DigestUpdate(e->hh, c.data, c.len) != 1)
 			rc = -1;
 	}
@@ -170,12 +172,12 @@ dkime_headers(struct dkime *e, const struct hdr *hdrs)
 	return rc;
 }
 
-/* dkime_start - a signer, the headers hashed already */
-struct dkime *
-dkime_start(struct arena *a, const struct ag_key *k, const struct hdr *hdrs,
-    const struct dkime_opts *o, char *why, size_t whylen)
+/* signer_start - a signer, the headers hashed already */
+struct signer *
+signer_start(struct arena *a, const struct ag_key *k, const struct hdr *hdrs,
+    const struct signer_opts *o, char *why, size_t whylen)
 {
-	struct dkime *e = arena_zalloc(a, sizeof(*e));
+	struct signer *e = arena_zalloc(a, sizeof(*e));
 
 	if (e == NULL) {
 		snprintf(why, whylen, "out of memory");
@@ -185,62 +187,62 @@ dkime_start(struct arena *a, const struct ag_key *k, const struct hdr *hdrs,
 	e->key = k;
 	e->o = *o;
 	e->hlist = (struct buf)BUF_INIT;
-	if (arena_defer(a, dkime_buf_free, &e->hlist) == -1 ||
-	    (e->hh = dkime_sha256(a)) == NULL ||
-	    (e->bh = dkime_sha256(a)) == NULL) {
+	if (arena_defer(a, signer_buf_free, &e->hlist) == -1 ||
+	    (e->hh = signer_sha256(a)) == NULL ||
+	    (e->bh = signer_sha256(a)) == NULL) {
 		snprintf(why, whylen, "cannot set up SHA-256");
 		return NULL;
 	}
-	if (dkime_headers(e, hdrs) == -1) {
+	if (signer_headers(e, hdrs) == -1) {
 		snprintf(why, whylen, "cannot hash the headers");
 		return NULL;
 	}
 	return e;
 }
 
-/* dkime_flush - hash what the body canonicalization wrote */
+/* signer_flush - hash what the body canonicalization wrote */
 static void
-dkime_flush(struct dkime *e)
+signer_flush(struct signer *e)
 {
 	if (e->outlen > 0 && EVP_DigestUpdate(e->bh, e->out, e->outlen) != 1)
 		e->failed = true;
 	e->outlen = 0;
 }
 
-/* dkime_put - bytes of canonical body */
+/* signer_put - bytes of canonical body */
 static void
-dkime_put(struct dkime *e, const void *p, size_t len)
+signer_put(struct signer *e, const void *p, size_t len)
 {
 	if (e->outlen + len > sizeof(e->out))
-		dkime_flush(e);
+		signer_flush(e);
 	memcpy(e->out + e->outlen, p, len);
 	e->outlen += len;
 }
 
 /*
- * dkime_char - a byte of a line's content: the line ends held back are
+ * signer_char - a byte of a line's content: the line ends held back are
  * not trailing after all, and relaxed white space before it becomes one
  * space.
  */
 static void
-dkime_char(struct dkime *e, unsigned char c)
+signer_char(struct signer *e, unsigned char c)
 {
 	if (e->o.brelaxed && (c == ' ' || c == '\t')) {
 		e->wsp = true;
 		return;
 	}
 	for (; e->held_crlf > 0; e->held_crlf--)
-		dkime_put(e, "\r\n", 2);
+		signer_put(e, "\r\n", 2);
 	if (e->wsp)
-		dkime_put(e, " ", 1);
+		signer_put(e, " ", 1);
 	e->wsp = false;
 	e->any = true;
-	dkime_put(e, &c, 1);
+	signer_put(e, &c, 1);
 }
 
-/* dkime_body - canonicalize and hash a piece of the body */
+/* signer_body - canonicalize and hash a piece of the body */
 void
-dkime_body(struct dkime *e, const unsigned char *p, size_t len)
+signer_body(struct signer *e, const unsigned char *p, size_t len)
 {
 	size_t i;
 
@@ -254,7 +256,7 @@ dkime_body(struct dkime *e, const unsigned char *p, size_t len)
 				e->held_crlf++;
 				continue;
 			}
-			dkime_char(e, '\r'); /* a lone CR is content */
+			signer_char(e, '\r'); /* a lone CR is content */
 		}
 		if (c == '\r')
 			e->cr = true;
@@ -262,13 +264,13 @@ dkime_body(struct dkime *e, const unsigned char *p, size_t len)
 			e->wsp = false;
 			e->held_crlf++;
 		} else
-			dkime_char(e, c);
+			signer_char(e, c);
 	}
 }
 
-/* dkime_b64 - base64 of len bytes into the arena */
+/* signer_b64 - base64 of len bytes into the arena */
 static char *
-dkime_b64(struct arena *a, const unsigned char *p, size_t len)
+signer_b64(struct arena *a, const unsigned char *p, size_t len)
 {
 	char *out = arena_alloc(a, 4 * ((len + 2) / 3) + 1);
 
@@ -278,31 +280,31 @@ dkime_b64(struct arena *a, const unsigned char *p, size_t len)
 }
 
 /* Folding: tags separated by "; ", a line break before one that would
- * pass DKIME_WIDTH; h= may break after a colon, b= anywhere. */
-struct dkime_fold {
+ * pass SIGNER_WIDTH; h= may break after a colon, b= anywhere. */
+struct signer_fold {
 	struct buf *b;
 	size_t col;
 };
 
-/* dkime_fold_break - continue on a new line */
+/* signer_fold_break - continue on a new line */
 static void
-dkime_fold_break(struct dkime_fold *f)
+signer_fold_break(struct signer_fold *f)
 {
 	buf_add(f->b, "\r\n\t", 3);
 	f->col = 8;
 }
 
-/* dkime_fold_tag - "; " or a fold, then the tag */
+/* signer_fold_tag - "; " or a fold, then the tag */
 static void
-dkime_fold_tag(struct dkime_fold *f, const char *tag)
+signer_fold_tag(struct signer_fold *f, const char *tag)
 {
 	size_t len = strlen(tag);
 
 	if (f->b->len > 0) {
 		buf_addch(f->b, ';');
 		f->col++;
-		if (f->col + 1 + len > DKIME_WIDTH)
-			dkime_fold_break(f);
+		if (f->col + 1 + len > SIGNER_WIDTH)
+			signer_fold_break(f);
 		else {
 			buf_addch(f->b, ' ');
 			f->col++;
@@ -312,9 +314,9 @@ dkime_fold_tag(struct dkime_fold *f, const char *tag)
 	f->col += len;
 }
 
-/* dkime_fold_hlist - "h=" and the names, breaking after colons */
+/* signer_fold_hlist - "h=" and the names, breaking after colons */
 static void
-dkime_fold_hlist(struct dkime_fold *f, const char *list)
+signer_fold_hlist(struct signer_fold *f, const char *list)
 {
 	const char *p = list, *colon = strchr(list, ':');
 	char first[80];
@@ -322,57 +324,91 @@ dkime_fold_hlist(struct dkime_fold *f, const char *list)
 	/* "h=" stays with the first name (From: at most a few bytes) */
 	snprintf(first, sizeof(first), "h=%.*s",
 	    (int)(colon ? (size_t)(colon - p) + 1 : strlen(p)), p);
-	dkime_fold_tag(f, first);
+	signer_fold_tag(f, first);
 	p += strlen(first) - 2;
 	while (*p) {
 		const char *colon = strchr(p, ':');
 		size_t len = colon ? (size_t)(colon - p) + 1 : strlen(p);
 
-		if (f->col + len > DKIME_WIDTH && f->col > 8 + 2)
-			dkime_fold_break(f);
+		if (f->col + len > SIGNER_WIDTH && f->col > 8 + 2)
+			signer_fold_break(f);
 		buf_add(f->b, p, len);
 		f->col += len;
 		p += len;
 	}
 }
 
-/* dkime_finish - bh=, the signature header, b= */
-char *
-dkime_finish(struct dkime *e, char *why, size_t whylen)
+/*
+ * signer_sign - the signature of a SHA-256 hash: RSASSA-PKCS1-v1_5 with
+ * the SHA-256 DigestInfo (RFC 6376 3.3.1), or PureEdDSA over the hash
+ * (RFC 8463 3). siglen is the buffer's size in, the signature's out.
+ */
+static int
+signer_sign(const struct ag_key *k, const unsigned char *hash, unsigned hashlen,
+    unsigned char *sig, size_t *siglen)
 {
-	unsigned char bh[EVP_MAX_MD_SIZE], hash[EVP_MAX_MD_SIZE], sig[64];
+	EVP_PKEY_CTX *pc = NULL;
+	EVP_MD_CTX *mc = NULL;
+	int rc = -1;
+
+	if ((size_t)EVP_PKEY_get_size(k->pkey) > *siglen)
+		return -1;
+	if (k->type == AG_KEY_ED25519) {
+		if ((mc = EVP_MD_CTX_new()) != NULL &&
+		    EVP_DigestSignInit(mc, NULL, NULL, NULL, k->pkey) == 1 &&
+		    EVP_DigestSign(mc, sig, siglen, hash, hashlen) == 1)
+			rc = 0;
+		EVP_MD_CTX_free(mc);
+		return rc;
+	}
+	if ((pc = EVP_PKEY_CTX_new(k->pkey, NULL)) != NULL &&
+	    EVP_PKEY_sign_init(pc) == 1 &&
+	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) == 1 &&
+	    EVP_PKEY_CTX_set_signature_md(pc, EVP_sha256()) == 1 &&
+	    EVP_PKEY_sign(pc, sig, siglen, hash, hashlen) == 1)
+		rc = 0;
+	EVP_PKEY_CTX_free(pc);
+	return rc;
+}
+
+/* signer_finish - bh=, the signature header, b= */
+char *
+signer_finish(struct signer *e, char *why, size_t whylen)
+{
+	unsigned char bh[EVP_MAX_MD_SIZE], hash[EVP_MAX_MD_SIZE];
+	unsigned char sig[1024]; /* RSA up to 8192 bits, Ed25519 64 bytes */
 	unsigned bhlen = 0, hashlen = 0;
 	size_t siglen = sizeof(sig), i, n;
 	struct buf h = BUF_INIT, v = BUF_INIT, c = BUF_INIT;
-	struct dkime_fold f = {&h, strlen("DKIM-Signature: ")};
-	EVP_MD_CTX *sc = NULL;
+	struct signer_fold f = {&h, strlen("DKIM-Signature: ")};
+	bool ed = e->key->type == AG_KEY_ED25519;
 	char *tag, *b64, *out = NULL;
 
 	if (e->cr)
-		dkime_char(e, '\r');
+		signer_char(e, '\r');
 	e->cr = false;
 	/* the last line's end: relaxed only if the body has content;
 	 * simple always (an empty body is one CRLF) */
 	if (e->any || !e->o.brelaxed)
-		dkime_put(e, "\r\n", 2);
-	dkime_flush(e);
+		signer_put(e, "\r\n", 2);
+	signer_flush(e);
 	if (e->failed || EVP_DigestFinal_ex(e->bh, bh, &bhlen) != 1) {
 		snprintf(why, whylen, "body hash failed");
 		goto done;
 	}
-	dkime_fold_tag(&f, "v=1");
-	dkime_fold_tag(&f, "a=ed25519-sha256");
-	dkime_fold_tag(&f,
+	signer_fold_tag(&f, "v=1");
+	signer_fold_tag(&f, ed ? "a=ed25519-sha256" : "a=rsa-sha256");
+	signer_fold_tag(&f,
 	    e->o.hrelaxed
 		? (e->o.brelaxed ? "c=relaxed/relaxed" : "c=relaxed/simple")
 		: (e->o.brelaxed ? "c=simple/relaxed" : "c=simple/simple"));
-	dkime_fold_tag(&f,
+	signer_fold_tag(&f,
 	    (tag = arena_printf(e->arena, "d=%s", e->key->domain)) ? tag
 								   : "d=");
-	dkime_fold_tag(&f,
+	signer_fold_tag(&f,
 	    (tag = arena_printf(e->arena, "s=%s", e->key->selector)) ? tag
 								     : "s=");
-	dkime_fold_tag(&f,
+	signer_fold_tag(&f,
 	    (tag = arena_printf(
 		 e->arena, "t=%llu", (unsigned long long)e->o.now))
 		? tag
@@ -380,42 +416,40 @@ dkime_finish(struct dkime *e, char *why, size_t whylen)
 	if (e->o.ttl > 0 &&
 	    (tag = arena_printf(e->arena, "x=%llu",
 		 (unsigned long long)e->o.now + e->o.ttl)) != NULL)
-		dkime_fold_tag(&f, tag);
-	if ((b64 = dkime_b64(e->arena, bh, bhlen)) == NULL ||
+		signer_fold_tag(&f, tag);
+	if ((b64 = signer_b64(e->arena, bh, bhlen)) == NULL ||
 	    (tag = arena_printf(e->arena, "bh=%s", b64)) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto done;
 	}
-	dkime_fold_tag(&f, tag);
+	signer_fold_tag(&f, tag);
 	buf_addch(&e->hlist, '\0');
-	dkime_fold_hlist(&f, e->hlist.data);
-	dkime_fold_tag(&f, "b=");
+	signer_fold_hlist(&f, e->hlist.data);
+	signer_fold_tag(&f, "b=");
 	/* the header hash ends with this header, b= empty, no CRLF */
 	buf_addch(&v, ' ');
 	buf_add(&v, h.data, h.len);
-	dkime_canon_header(
+	signer_canon_header(
 	    &c, e->o.hrelaxed, "DKIM-Signature", 14, v.data, v.len);
 	if (EVP_DigestUpdate(e->hh, c.data, c.len - 2) != 1 ||
 	    EVP_DigestFinal_ex(e->hh, hash, &hashlen) != 1) {
 		snprintf(why, whylen, "header hash failed");
 		goto done;
 	}
-	/* RFC 8463 3: PureEdDSA over the SHA-256 hash */
-	if ((sc = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit(sc, NULL, NULL, NULL, e->key->pkey) != 1 ||
-	    EVP_DigestSign(sc, sig, &siglen, hash, hashlen) != 1) {
-		snprintf(why, whylen, "Ed25519 signing failed");
+	if (signer_sign(e->key, hash, hashlen, sig, &siglen) == -1) {
+		snprintf(
+		    why, whylen, "%s signing failed", ed ? "Ed25519" : "RSA");
 		goto done;
 	}
-	if ((b64 = dkime_b64(e->arena, sig, siglen)) == NULL) {
+	if ((b64 = signer_b64(e->arena, sig, siglen)) == NULL) {
 		snprintf(why, whylen, "out of memory");
 		goto done;
 	}
 	for (i = 0, n = strlen(b64); i < n;) {
-		size_t room = f.col < DKIME_WIDTH ? DKIME_WIDTH - f.col : 0;
+		size_t room = f.col < SIGNER_WIDTH ? SIGNER_WIDTH - f.col : 0;
 
 		if (room == 0) {
-			dkime_fold_break(&f);
+			signer_fold_break(&f);
 			continue;
 		}
 		if (room > n - i)
@@ -433,7 +467,6 @@ dkime_finish(struct dkime *e, char *why, size_t whylen)
 	} else
 		snprintf(why, whylen, "out of memory");
 done:
-	EVP_MD_CTX_free(sc);
 	buf_release(&h);
 	buf_release(&v);
 	buf_release(&c);
