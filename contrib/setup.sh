@@ -15,7 +15,8 @@ BUILD_PKGS="build-essential autoconf automake pkg-config
  libmilter-dev libopendkim-dev libspf2-dev libssl-dev libunbound-dev
  libpcre2-dev libsqlite3-dev libcmocka-dev"
 TEST_PKGS="postfix sasl2-bin swaks knot-dnsutils python3 python3-milter
- python3-dnslib python3-dnspython python3-dkim python3-spf
+ python3-dnslib python3-dnspython python3-dkim python3-spf python3-nacl
+ python3-yaml opendkim opendkim-tools
  clang libclang-rt-14-dev libxml2-utils"
 
 apt_install() {
@@ -70,6 +71,10 @@ run)
 test)
 	# shellcheck disable=SC2086
 	apt_install $BUILD_PKGS $TEST_PKGS
+	# mailauth (npm), a DKIM/DMARC peer of the interop tests; without it
+	# those tests fail, they are not skipped
+	sh tests/integration/peers/setup-node.sh ||
+	    echo "setup: mailauth could not be installed (see above)"
 	exec tests/run-all
 	;;
 deps)

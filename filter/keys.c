@@ -71,6 +71,18 @@ keys_read(const char *path, struct buf *b, char *why, size_t whylen)
 	return 0;
 }
 
+/* keys_no_passphrase - OpenSSL's pass phrase callback: never ask (an
+ * encrypted key is refused, the daemon must not prompt on a terminal) */
+static int
+keys_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
 /* keys_load - read, parse and judge a private key */
 int
 keys_load(const char *path, int min_rsa_bits, struct ag_key *k, char *why,
@@ -84,7 +96,8 @@ keys_load(const char *path, int min_rsa_bits, struct ag_key *k, char *why,
 	if (keys_read(path, &b, why, whylen) == -1)
 		goto done;
 	if ((bio = BIO_new_mem_buf(b.data, (int)b.len)) == NULL ||
-	    (pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL) {
+	    (pk = PEM_read_bio_PrivateKey(
+		 bio, NULL, keys_no_passphrase, NULL)) == NULL) {
 		snprintf(why, whylen,
 		    "%s: not a PEM private key (or it is "
 		    "encrypted)",

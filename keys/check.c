@@ -239,7 +239,8 @@ keytool_check(const struct keytool_opts *o)
 	log_open("authgate-keys", AG_LOG_STDERR, LOG_MAIL);
 	log_set_level(cfg->log_level == LOG_DEBUG ? LOG_DEBUG : LOG_WARNING);
 	rc = AG_KEYTOOL_EX_FAIL;
-	if (keytool_load(o->key, true, &kf) == -1)
+	/* the key must be one the daemon would load with this config */
+	if (keytool_load(o->key, true, (int)cfg->dkim_min_key_bits, &kf) == -1)
 		goto out;
 	rc = AG_KEYTOOL_EX_USAGE;
 	if ((dns = check_resolver(cfg)) == NULL)

@@ -180,6 +180,7 @@ keyfile_read(const char *path, bool others_fatal, mode_t *modep, size_t *lenp,
     struct buf *warn, char *why, size_t whylen)
 {
 	struct stat st;
+	const char *who;
 	char *data = NULL;
 	size_t len = 0;
 	ssize_t n;
@@ -201,22 +202,26 @@ keyfile_read(const char *path, bool others_fatal, mode_t *modep, size_t *lenp,
 		goto fail;
 	}
 	*modep = st.st_mode & 07777;
-	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+	/* who else can sign with it, or swap it for theirs (as filter/keys.c) */
+	if (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) {
+		who = "writable by its group";
+		if (st.st_mode & S_IROTH)
+			who = "readable by others";
+		else if (st.st_mode & S_IWOTH)
+			who = "writable by others";
 		snprintf(why, whylen,
-		    "%s is %s by others (mode %04o): chmod 600 it, and "
-		    "replace the key if others may have read it",
-		    path, (st.st_mode & S_IROTH) ? "readable" : "writable",
-		    (unsigned)*modep);
+		    "%s is %s (mode %04o): chmod 600 it, and replace the key "
+		    "if others may have read it",
+		    path, who, (unsigned)*modep);
 		if (others_fatal)
 			goto fail;
 		buf_addf(warn, "%s\n", why);
 	}
-	if (st.st_mode & (S_IRGRP | S_IWGRP))
+	if (st.st_mode & S_IRGRP)
 		buf_addf(warn,
-		    "%s is %s by its group (mode %04o): make sure only "
+		    "%s is readable by its group (mode %04o): make sure only "
 		    "the authgate user is in that group\n",
-		    path, (st.st_mode & S_IWGRP) ? "writable" : "readable",
-		    (unsigned)*modep);
+		    path, (unsigned)*modep);
 	if (st.st_size > AG_KEYFILE_MAX_SIZE) {
 		snprintf(why, whylen, "%s is not a private key (%lld bytes)",
 		    path, (long long)st.st_size);
@@ -253,12 +258,11 @@ fail:
 	return NULL;
 }
 
-/* keyfile_decode - PEM (or DER) private key; why tells what else it is */
+/* keyfile_decode - a PEM private key; why tells what else it is */
 static EVP_PKEY *
 keyfile_decode(
     const char *path, const char *data, size_t len, char *why, size_t whylen)
 {
-	const unsigned char *der = (const unsigned char *)data;
 	EVP_PKEY *pkey = NULL;
 	BIO *bio;
 
@@ -275,8 +279,6 @@ keyfile_decode(
 		    bio, NULL, keyfile_nopass, NULL, NULL, NULL);
 		BIO_free(bio);
 	}
-	if (pkey == NULL && memmem(data, len, "-----BEGIN", 10) == NULL)
-		pkey = d2i_AutoPrivateKey(NULL, &der, (long)len);
 	ERR_clear_error();
 	if (pkey != NULL)
 		return pkey;
@@ -297,8 +299,8 @@ keyfile_decode(
 
 /* keyfile_load - read, decode and check a private key file */
 int
-keyfile_load(const char *path, bool others_fatal, struct keyfile *kf,
-    struct buf *warn, char *why, size_t whylen)
+keyfile_load(const char *path, bool others_fatal, int min_bits,
+    struct keyfile *kf, struct buf *warn, char *why, size_t whylen)
 {
 	char *data;
 	size_t len;
@@ -321,6 +323,13 @@ keyfile_load(const char *path, bool others_fatal, struct keyfile *kf,
 			    "3.2 requires at least %d (use %d)",
 			    path, kf->bits, AG_KEYFILE_RSA_MIN_BITS,
 			    AG_KEYFILE_RSA_DEF_BITS);
+			goto fail;
+		}
+		if (kf->bits < min_bits) {
+			snprintf(why, whylen,
+			    "%s: an rsa key of %d bits is too short: "
+			    "dkim_min_key_bits is %d, authgate would refuse it",
+			    path, kf->bits, min_bits);
 			goto fail;
 		}
 	} else if (EVP_PKEY_is_a(kf->pkey, "ED25519")) {

@@ -29,6 +29,7 @@ struct keytool_opts {
 	const char **overrides; /* check: -o */
 	size_t noverrides;
 	bool force;
+	char *domain_copy; /* domain without its final dot, owned */
 };
 
 /* keytool_err - one line on stderr: "authgate-keys: <message>" */
@@ -39,9 +40,10 @@ char *keytool_owner(const struct keytool_opts *);
 
 /*
  * keytool_load - keyfile_load() for --key, its warnings and error printed
- * on stderr; others_fatal as there. -1 when the key is unusable.
+ * on stderr; others_fatal and min_bits as there. -1: the key is unusable.
  */
-int keytool_load(const char *path, bool others_fatal, struct keyfile *);
+int keytool_load(
+    const char *path, bool others_fatal, int min_bits, struct keyfile *);
 
 /* keytool_check - `authgate-keys check`; returns the exit status */
 int keytool_check(const struct keytool_opts *);

@@ -198,13 +198,15 @@ keytool_owner(const struct keytool_opts *o)
 
 /* keytool_load - keyfile_load with the messages printed */
 int
-keytool_load(const char *path, bool others_fatal, struct keyfile *kf)
+keytool_load(
+    const char *path, bool others_fatal, int min_bits, struct keyfile *kf)
 {
 	struct buf warn = BUF_INIT;
 	char why[1024], *line, *nl;
 	int rc;
 
-	rc = keyfile_load(path, others_fatal, kf, &warn, why, sizeof(why));
+	rc = keyfile_load(
+	    path, others_fatal, min_bits, kf, &warn, why, sizeof(why));
 	for (line = warn.data; (nl = strchr(line, '\n')) != NULL; line = nl + 1)
 		keytool_err("warning: %.*s", (int)(nl - line), line);
 	if (rc == -1)
@@ -382,7 +384,7 @@ keytool_show(const struct keytool_opts *o)
 	char *owner = NULL;
 	int rc = AG_KEYTOOL_EX_FAIL;
 
-	if (keytool_load(o->key, false, &kf) == -1)
+	if (keytool_load(o->key, false, AG_KEYFILE_RSA_MIN_BITS, &kf) == -1)
 		return AG_KEYTOOL_EX_FAIL;
 	if (o->domain != NULL)
 		owner = keytool_owner(o);
@@ -517,7 +519,7 @@ keytool_validate(const struct keytool_cmd *c, struct keytool_opts *o)
 	/* one final dot is the absolute form of the same name */
 	n = strlen(o->domain);
 	if (n > 1 && o->domain[n - 1] == '.')
-		o->domain = xstrndup(o->domain, n - 1);
+		o->domain = o->domain_copy = xstrndup(o->domain, n - 1);
 	if ((why = keytool_name_check(o->domain, true)) != NULL) {
 		keytool_err("%s: --domain '%s': %s", c->name, o->domain, why);
 		return -1;
@@ -570,14 +572,14 @@ main(int argc, char **argv)
 	if (keytool_parse(c, argc - 1, argv + 1, &o) == -1 ||
 	    keytool_validate(c, &o) == -1) {
 		fprintf(stderr, "Try 'authgate-keys help %s'.\n", c->name);
-		return AG_KEYTOOL_EX_USAGE;
-	}
-	if (c->bit == AG_KEYTOOL_GENERATE)
+		rc = AG_KEYTOOL_EX_USAGE;
+	} else if (c->bit == AG_KEYTOOL_GENERATE)
 		rc = keytool_generate(&o);
 	else if (c->bit == AG_KEYTOOL_SHOW)
 		rc = keytool_show(&o);
 	else
 		rc = keytool_check(&o);
 	free(o.overrides);
+	free(o.domain_copy);
 	return rc;
 }

@@ -165,6 +165,9 @@ chmod 600 "$T"/*.pem
 cp -p "$T/k/rsa1.private" "$T/world.private" && chmod 644 "$T/world.private"
 cp -p "$T/k/rsa1.private" "$T/wwrite.private" && chmod 602 "$T/wwrite.private"
 cp -p "$T/k/rsa1.private" "$T/group.private" && chmod 640 "$T/group.private"
+cp -p "$T/k/rsa1.private" "$T/gwrite.private" && chmod 620 "$T/gwrite.private"
+openssl pkey -in "$T/k/rsa1.private" -outform DER -out "$T/der.key" 2>/dev/null
+chmod 600 "$T/der.key"
 
 RSA=$(value_of "$T/k/rsa1.txt")
 P_RSA=$(spki "$T/k/rsa1.private")
@@ -178,6 +181,7 @@ D=_domainkey.example.com.
 cat > "$T/zone.json" <<EOF
 {"ttl": 60, "records": [
  ["rsa1.$D", "TXT", "$RSA"],
+ ["rsa1024.$D", "TXT", "$(value_of "$T/k/rsa1024.txt")"],
  ["ed1.$D", "TXT", "$(value_of "$T/k/ed1.txt")"],
  ["other.$D", "TXT", "$(value_of "$T/k/other.txt")"],
  ["revoked.$D", "TXT", "v=DKIM1; k=rsa; p="],
@@ -234,6 +238,12 @@ like "check asked the -o dns_servers server" "$(cat "$T/query.log")" \
 check ed1 "$T/k/ed1.private"
 is "check matching ed25519 key: exit 0" "$rc" 0
 is "check matching ed25519 key: key OK line" "$out" "key OK: example.com/ed1 ed25519 256"
+check rsa1024 "$T/k/rsa1024.private"
+is "check 1024-bit key: key OK line" "$out" "key OK: example.com/rsa1024 rsa 1024"
+check rsa1024 "$T/k/rsa1024.private" -o dkim_min_key_bits=2048
+is "check key under dkim_min_key_bits: exit 1" "$rc" 1
+like "check key under dkim_min_key_bits: the daemon would refuse it" "$err" \
+    "^authgate-keys: $T/k/rsa1024\.private: an rsa key of 1024 bits is too short: dkim_min_key_bits is 2048, authgate would refuse it$"
 check rsa1 "$T/trad.pem"
 is "check traditional PEM (opendkim-genkey): exit 0" "$rc" 0
 
@@ -336,6 +346,9 @@ like "check world-readable key: says so" "$err" \
 check rsa1 "$T/wwrite.private"
 is "check world-writable key: exit 1" "$rc" 1
 like "check world-writable key: says so" "$err" 'wwrite\.private is writable by others \(mode 0602\)'
+check rsa1 "$T/gwrite.private"
+is "check group-writable key (the daemon refuses it): exit 1" "$rc" 1
+like "check group-writable key: says so" "$err" 'gwrite\.private is writable by its group \(mode 0620\)'
 check rsa1 "$T/group.private"
 is "check group-readable key: exit 0" "$rc" 0
 like "check group-readable key: warns" "$err" \
@@ -344,6 +357,9 @@ check rsa1 "$T/garbage.private"
 is "check garbage file: exit 1" "$rc" 1
 like "check garbage file: not a private key" "$err" \
     "^authgate-keys: $T/garbage\.private is not a private key"
+check rsa1 "$T/der.key"
+is "check DER key (the daemon reads PEM only): exit 1" "$rc" 1
+like "check DER key: not a PEM private key" "$err" 'der\.key is not a private key \(no PEM'
 check rsa1 "$T/pub.pem"
 is "check public key file: exit 1" "$rc" 1
 like "check public key file: says so" "$err" 'pub\.pem is a public key, not a private key$'

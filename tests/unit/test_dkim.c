@@ -407,6 +407,9 @@ test_table_errors(void **state)
 		"1024"},
 	    {"EC key", "k example.org:s:DIR/ec.pem\n", "*@x k\n",
 		"cannot sign DKIM (RSA or Ed25519)"},
+	    {"encrypted key (never a pass phrase prompt)",
+		"k example.org:s:DIR/enc.pem\n", "*@x k\n",
+		"enc.pem: not a PEM private key (or it is encrypted)"},
 	    {"key twice",
 		"k example.org:s:DIR/rsa.pem\n"
 		"k example.org:t:DIR/rsa.pem\n",
@@ -439,6 +442,11 @@ test_table_errors(void **state)
 	PEM_write_PrivateKey(fp, ec, NULL, NULL, 0, NULL, NULL);
 	fclose(fp);
 	chmod(path_of("ec.pem"), 0600);
+	fp = fopen(path_of("enc.pem"), "w");
+	PEM_write_PrivateKey(fp, ec, EVP_aes_128_cbc(),
+	    (unsigned char *)"secret", 6, NULL, NULL);
+	fclose(fp);
+	chmod(path_of("enc.pem"), 0600);
 	EVP_PKEY_free(ec);
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		/* DIR in the rows is the test directory */
