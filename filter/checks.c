@@ -9,11 +9,13 @@
 #include "checks.h"
 #include "dkim_sign.h"
 #include "dkim_verify.h"
+#include "dmarc.h"
 #include "spf.h"
 
 const struct check *const checks_table[] = {
     &spf_check,
     &dkimv_check,
+    &dmarc_check,
     &dkims_check,
     NULL,
 };

@@ -57,6 +57,19 @@ static const struct conf_word conf_actions[] = {
     {NULL, 0},
 };
 
+static const struct conf_word conf_dmarc_reject[] = {
+    {"analysis", AG_DMARC_REJECT_ANALYSIS},
+    {"always", AG_DMARC_REJECT_ALWAYS},
+    {"never", AG_DMARC_REJECT_NEVER},
+    {NULL, 0},
+};
+
+static const struct conf_word conf_dmarc_multi[] = {
+    {"evaluate_all", 0},
+    {"reject", 1},
+    {NULL, 0},
+};
+
 /* What an SPF result does (none: only annotate). */
 static const struct conf_word conf_spf_actions[] = {
     {"none", AG_ACT_ACCEPT},
@@ -229,6 +242,14 @@ static const struct conf_param conf_params[] = {
 	OFF(dkim_signature_ttl_ms)},
     {"on_key_error", CONF_ENUM, "tempfail", 0, 0, conf_actions,
 	OFF(on_key_error)},
+    {"dmarc_enable", CONF_BOOL, "yes", 0, 0, NULL, OFF(dmarc_enable)},
+    {"dmarc_enforce", CONF_BOOL, "yes", 0, 0, NULL, OFF(dmarc_enforce)},
+    {"dmarc_reject_mode", CONF_ENUM, "analysis", 0, 0, conf_dmarc_reject,
+	OFF(dmarc_reject_mode)},
+    {"dmarc_multi_from", CONF_ENUM, "evaluate_all", 0, 0, conf_dmarc_multi,
+	OFF(dmarc_multi_from)},
+    {"dmarc_ignore_domains", CONF_LIST, "", 0, 0, NULL,
+	OFF(dmarc_ignore_domains)},
 };
 
 #define AG_CONF_N (sizeof(conf_params) / sizeof(conf_params[0]))

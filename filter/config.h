@@ -31,6 +31,11 @@ enum ag_action {
 	AG_ACT_DISCARD,
 };
 
+/* dmarc_reject_mode: what a DMARC fail under p=reject does */
+#define AG_DMARC_REJECT_ANALYSIS 0 /* reject unless the mail looks relayed */
+#define AG_DMARC_REJECT_ALWAYS	 1
+#define AG_DMARC_REJECT_NEVER	 2 /* quarantine instead */
+
 struct strlist {
 	size_t n;
 	char **v;
@@ -95,6 +100,12 @@ struct config {
 	struct strlist dkim_oversign_headers;
 	long long dkim_signature_ttl_ms;
 	int on_key_error;
+	/* dmarc */
+	bool dmarc_enable;
+	bool dmarc_enforce;
+	int dmarc_reject_mode; /* AG_DMARC_REJECT_* */
+	int dmarc_multi_from;  /* 0: evaluate each domain, 1: reject */
+	struct strlist dmarc_ignore_domains;
 
 	char **raw; /* effective value text of each row, for -p */
 };

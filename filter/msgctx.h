@@ -108,6 +108,43 @@ struct dkim_outcome {
 	long long l; /* l= body length, -1 without */
 };
 
+/* DMARC results (RFC 9989 9.2), one per RFC5322.From domain. */
+enum ag_dmarc_result {
+	AG_DMARC_NONE = 0,
+	AG_DMARC_PASS,
+	AG_DMARC_FAIL,
+	AG_DMARC_TEMPERROR,
+	AG_DMARC_PERMERROR,
+};
+
+/* What was done with a DMARC result (the report's disposition). */
+enum ag_dmarc_disposition {
+	AG_DMARC_DIS_NONE = 0,
+	AG_DMARC_DIS_QUARANTINE,
+	AG_DMARC_DIS_REJECT,
+};
+
+struct ar_result;
+struct dmarc_record;
+
+struct dmarc_outcome {
+	enum ag_dmarc_result result;
+	const char *from_domain;   /* the Author Domain (A-labels, lower) */
+	const char *policy_domain; /* where the applied record was found */
+	const char *org_domain;	   /* the Author Domain's Organizational one */
+	const struct dmarc_record *record; /* the applied record, or NULL */
+	int published;		/* p, sp or np as published (policy enum) */
+	int policy;		/* after t=y: what the owner asks for */
+	const char *policy_tag; /* "p", "sp" or "np" */
+	bool spf_aligned, dkim_aligned;
+	const char *spf_domain;	 /* the SPF-authenticated domain, if pass */
+	const char *dkim_domain; /* an aligned DKIM d=, else the first pass */
+	const char *reason;
+	enum ag_dmarc_disposition disposition; /* set by policy.c */
+	const char *override; /* RFC 9990 reason type when not the policy */
+	struct ar_result *ar; /* its A-R result (policy.c adds dis=) */
+};
+
 /* A header a check wants added (Received-SPF, DKIM-Signature, ...). */
 struct add_hdr {
 	const char *name;
@@ -118,6 +155,7 @@ struct add_hdr {
 struct spf_msg;
 struct dkimv_msg;
 struct dkims_msg;
+struct dmarc_msg;
 
 struct verdict {
 	enum ag_action action;
@@ -175,10 +213,15 @@ struct msg {
 	struct spf_msg *spf;	   /* spf.c's private state */
 	struct dkim_outcome *dkim; /* one per signature checked */
 	size_t ndkim;
-	unsigned dkim_unchecked; /* signatures past dkim_max_signatures */
-	const char *dkim_signed; /* "d:s,d:s" we signed with, for logs */
-	struct dkimv_msg *dkimv; /* dkim_verify.c's private state */
-	struct dkims_msg *dkims; /* dkim_sign.c's private state */
+	unsigned dkim_unchecked;     /* signatures past dkim_max_signatures */
+	const char *dkim_signed;     /* "d:s,d:s" we signed with, for logs */
+	struct dmarc_outcome *dmarc; /* one per From: domain evaluated */
+	size_t ndmarc;
+	bool
+	    dmarc_from_bad; /* no, several or unusable From: (RFC 9989 5.3.1) */
+	struct dmarc_msg *dmarcm; /* dmarc.c's private state */
+	struct dkimv_msg *dkimv;  /* dkim_verify.c's private state */
+	struct dkims_msg *dkims;  /* dkim_sign.c's private state */
 	double score;
 	struct verdict verdict;
 	struct timespec t_start;

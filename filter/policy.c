@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "util/arena.h"
+#include "util/str.h"
+#include "config.h"
+#include "dmarc_record.h"
 #include "msgctx.h"
 #include "policy.h"
 
@@ -128,6 +131,156 @@ policy_spf(struct msg *m, struct verdict *v)
 	v->text = text ? text : "SPF check failed";
 }
 
+/* policy_has_header - is a header of this name in the message? */
+static bool
+policy_has_header(const struct msg *m, const char *name)
+{
+	const struct hdr *h;
+
+	for (h = m->hdrs; h != NULL; h = h->next)
+		if (str_caseeq_len(h->name, h->namelen, name))
+			return true;
+	return false;
+}
+
+/*
+ * policy_relayed - the "other knowledge and analysis" RFC 9989 7.4 asks
+ * for before a p=reject is honoured: signs that a failing message was
+ * relayed by a mailing list or forwarder, which DMARC cannot describe.
+ * Returns the RFC 9990 override reason, or NULL when there is none.
+ */
+static const char *
+policy_relayed(const struct msg *m, const struct dmarc_outcome *o)
+{
+	size_t i;
+
+	if (policy_has_header(m, "List-Id") ||
+	    policy_has_header(m, "List-Post"))
+		return "mailing_list";
+	for (i = 0; i < m->ndkim; i++) {
+		const struct dkim_outcome *d = &m->dkim[i];
+
+		/* the author's own signature, broken on the way (a list's
+		 * footer or subject tag): the mail was relayed */
+		if (d->result == AG_DKIM_FAIL && d->domain != NULL &&
+		    str_casecmp(d->domain, o->from_domain) == 0)
+			return "mailing_list";
+		/* a valid signature of a third party that handled it */
+		if (d->result == AG_DKIM_PASS)
+			return "trusted_forwarder";
+	}
+	if (policy_has_header(m, "ARC-Seal"))
+		return "trusted_forwarder";
+	return NULL;
+}
+
+/* policy_dmarc_ignored - is the Author Domain (or a parent) listed? */
+static bool
+policy_dmarc_ignored(const struct config *cfg, const char *domain)
+{
+	size_t i, dl = strlen(domain);
+
+	for (i = 0; i < cfg->dmarc_ignore_domains.n; i++) {
+		const char *x = cfg->dmarc_ignore_domains.v[i];
+		size_t xl = strlen(x);
+
+		if (str_casecmp(domain, x) == 0 ||
+		    (dl > xl && domain[dl - xl - 1] == '.' &&
+			str_casecmp(domain + dl - xl, x) == 0))
+			return true;
+	}
+	return false;
+}
+
+static const char *const policy_dis_names[] = {"none", "quarantine", "reject"};
+
+/* policy_dmarc_one - what to do with one DMARC result */
+static enum ag_dmarc_disposition
+policy_dmarc_one(struct msg *m, struct dmarc_outcome *o)
+{
+	const struct config *cfg = m->cfg;
+	const char *why;
+
+	if (o->result != AG_DMARC_FAIL || o->policy == AG_DMARC_P_NONE) {
+		if (o->record != NULL && o->record->testing &&
+		    o->published != o->policy && o->result == AG_DMARC_FAIL)
+			o->override = "policy_test_mode";
+		return AG_DMARC_DIS_NONE;
+	}
+	if (!cfg->dmarc_enforce || policy_dmarc_ignored(cfg, o->from_domain)) {
+		o->override = "local_policy";
+		return AG_DMARC_DIS_NONE;
+	}
+	if (o->record != NULL && o->record->testing &&
+	    o->published != o->policy)
+		o->override = "policy_test_mode";
+	if (o->policy == AG_DMARC_P_QUARANTINE)
+		return AG_DMARC_DIS_QUARANTINE;
+	switch (cfg->dmarc_reject_mode) {
+	case AG_DMARC_REJECT_ALWAYS:
+		return AG_DMARC_DIS_REJECT;
+	case AG_DMARC_REJECT_NEVER:
+		o->override = "local_policy";
+		return AG_DMARC_DIS_QUARANTINE;
+	default:
+		/* RFC 9989 7.4: never reject on p=reject alone */
+		if ((why = policy_relayed(m, o)) != NULL) {
+			o->override = why;
+			return AG_DMARC_DIS_QUARANTINE;
+		}
+		return AG_DMARC_DIS_REJECT;
+	}
+}
+
+/* policy_dmarc - the strictest disposition of the From domains */
+static void
+policy_dmarc(struct msg *m, struct verdict *v)
+{
+	const struct config *cfg = m->cfg;
+	struct dmarc_outcome *worst = NULL;
+	size_t i;
+
+	if (!cfg->dmarc_enable || m->internal)
+		return;
+	if (m->dmarc_from_bad && cfg->dmarc_multi_from == 1) {
+		v->action = AG_ACT_REJECT;
+		v->rcode = "550";
+		v->xcode = "5.7.1";
+		v->text = "a message needs exactly one From: address with a "
+			  "domain (RFC 5322 3.6.2)";
+		return;
+	}
+	for (i = 0; i < m->ndmarc; i++) {
+		struct dmarc_outcome *o = &m->dmarc[i];
+
+		o->disposition = policy_dmarc_one(m, o);
+		if (worst == NULL || o->disposition > worst->disposition)
+			worst = o;
+		if (o->ar != NULL && o->ar->comment != NULL)
+			o->ar->comment = arena_printf(m->arena, "%s dis=%s",
+			    o->ar->comment, policy_dis_names[o->disposition]);
+	}
+	if (worst == NULL || worst->disposition == AG_DMARC_DIS_NONE)
+		return;
+	if (worst->disposition == AG_DMARC_DIS_REJECT) {
+		v->action = AG_ACT_REJECT;
+		v->rcode = "550";
+		v->xcode = "5.7.1";
+		v->text = arena_printf(m->arena,
+		    "Email rejected per DMARC "
+		    "policy for %s",
+		    worst->from_domain);
+		if (v->text == NULL)
+			v->text = "Email rejected per DMARC policy";
+		return;
+	}
+	v->action = AG_ACT_QUARANTINE;
+	v->quarantine =
+	    arena_printf(m->arena, "DMARC policy of %s", worst->from_domain);
+	if (v->quarantine == NULL)
+		v->quarantine = "DMARC policy";
+}
+
 /* policy_decide - one action for the message */
 void
 policy_decide(struct msg *m)
@@ -145,6 +298,8 @@ policy_decide(struct msg *m)
 		policy_reply(v, cfg->on_key_error, AG_ERR_KEY);
 	if (v->action == AG_ACT_ACCEPT)
 		policy_spf(m, v);
+	if (v->action == AG_ACT_ACCEPT)
+		policy_dmarc(m, v);
 	if (v->action != AG_ACT_ACCEPT && v->action != AG_ACT_QUARANTINE)
 		return;
 	if (policy_headers(m) == -1) {

@@ -34,7 +34,7 @@ def forged_message():
 def setup(t, mta="postfix", settings=None, env=None, **mta_kw):
     sink = H.Sink().start()
     # these tests are about the MTA path, not SPF
-    conf = {"authserv_id": ID, "spf_enable": False}
+    conf = {"authserv_id": ID, "spf_enable": False, "dmarc_enable": False}
     conf.update(settings or {})
     ag = H.Authgate(settings=conf, env=env).start()
     cls = H.Postfix if mta == "postfix" else H.Sendmail

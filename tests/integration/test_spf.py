@@ -70,7 +70,8 @@ def pass_and_fail(t):
     r = send(pf, "alice@example.org", GOOD)
     t.eq(r.code, 250)
     t.match(r"^mx\.authgate\.test; spf=pass smtp\.mailfrom=alice@example\.org;"
-            r" spf=pass smtp\.helo=mail\.example\.org; dkim=none$", ar(sink))
+            r" spf=pass smtp\.helo=mail\.example\.org; dkim=none;"
+            r" dmarc=none header\.from=example\.org$", ar(sink))
     r = send(pf, "alice@example.org", BAD)
     t.eq(r.code, 250, "fail is annotated, not rejected, by default")
     m = sink.wait_for(2, timeout=20)[-1]
