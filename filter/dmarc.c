@@ -11,30 +11,13 @@
 #include "util/str.h"
 #include "msgctx.h"
 #include "rfc5322.h"
+#include "snapshot.h"
 #include "dmarc_record.h"
+#include "dmarc_walk.h"
 #include "dmarc.h"
 
-#define DMARC_WALK_MAX 8 /* queries of one walk (RFC 9989 4.10) */
 #define DMARC_DOMAINS  4 /* From domains evaluated (11.5: a cap) */
 #define DMARC_ID_WALKS 8 /* identifiers whose walk we do */
-
-/* One DNS Tree Walk: its names, longest first, queried in parallel. */
-struct dmarc_walk {
-	const char *start;
-	size_t n;
-	const char *name[DMARC_WALK_MAX];
-	struct dns_query *q[DMARC_WALK_MAX];
-	bool read; /* the answers below are filled */
-	/* what the answers say */
-	bool err[DMARC_WALK_MAX]; /* temporary DNS error at this name */
-	int nrec[DMARC_WALK_MAX]; /* DMARC records at this name */
-	struct dmarc_record rec[DMARC_WALK_MAX]; /* valid when nrec == 1 */
-	bool bad[DMARC_WALK_MAX]; /* that one record breaks the syntax */
-	char why[DMARC_WALK_MAX][96];
-	size_t stop;  /* index after the last name that counts */
-	bool tainted; /* an error before the stop: the walk is unsure */
-	const char *org;
-};
 
 struct dmarc_author {
 	const char *domain;
@@ -67,145 +50,6 @@ static bool
 dmarc_wanted(const struct msg *m)
 {
 	return m->cfg->dmarc_enable && !m->internal;
-}
-
-/* dmarc_labels - how many labels a name has */
-static size_t
-dmarc_labels(const char *d)
-{
-	size_t n = *d ? 1 : 0;
-
-	for (; *d; d++)
-		if (*d == '.')
-			n++;
-	return n;
-}
-
-/* dmarc_suffix - the last k labels of d (k <= labels) */
-static const char *
-dmarc_suffix(const char *d, size_t k)
-{
-	size_t n = dmarc_labels(d);
-
-	while (n > k) {
-		d = strchr(d, '.') + 1;
-		n--;
-	}
-	return d;
-}
-
-/*
- * dmarc_walk_start - the names of a walk from start (4.10 steps 1-7):
- * start itself, then with fewer labels one at a time, a name of 8 or more
- * labels going straight to its last 7; the TLD last. All are queried now.
- */
-static void
-dmarc_walk_start(struct msg *m, struct dmarc_walk *w, const char *start)
-{
-	const char *cur = start;
-	size_t x;
-
-	memset(w, 0, sizeof(*w));
-	w->start = start;
-	for (;;) {
-		w->name[w->n] = cur;
-		w->q[w->n] = msg_dns_start(
-		    m, arena_printf(m->arena, "_dmarc.%s", cur), AG_DNS_T_TXT);
-		w->n++;
-		x = dmarc_labels(cur);
-		if (x <= 1 || w->n >= DMARC_WALK_MAX)
-			break;
-		cur = dmarc_suffix(cur, x >= 8 ? 7 : x - 1);
-	}
-}
-
-/* dmarc_walk_name - read the answer for one name of a walk */
-static void
-dmarc_walk_name(struct msg *m, struct dmarc_walk *w, size_t i)
-{
-	const struct dns_answer *a = NULL;
-	enum ag_dns_rc rc;
-	unsigned k;
-
-	if (w->q[i] == NULL) {
-		w->err[i] = true;
-		return;
-	}
-	rc = dns_query_wait(w->q[i], &a);
-	if (rc == AG_DNS_NXDOMAIN || rc == AG_DNS_NODATA ||
-	    rc == AG_DNS_BADNAME)
-		return;
-	if (rc != AG_DNS_OK) {
-		w->err[i] = true;
-		return;
-	}
-	for (k = 0; k < a->nrr; k++) {
-		struct dmarc_record r;
-		size_t len;
-		char *txt = dns_rr_txt(m->arena, &a->rr[k], &len);
-		char why[96] = "";
-		enum ag_dmarc_rec pr;
-
-		if (txt == NULL)
-			continue;
-		/* strings joined (4.5); a NUL inside is not printable */
-		pr = memchr(txt, '\0', len) ? AG_DMARC_REC_NOT
-					    : dmarc_record_parse(m->arena, txt,
-						  len, &r, why, sizeof(why));
-		if (pr == AG_DMARC_REC_NOT)
-			continue;
-		if (++w->nrec[i] == 1) {
-			w->rec[i] = r;
-			w->bad[i] = (pr == AG_DMARC_REC_INVALID);
-			snprintf(w->why[i], sizeof(w->why[i]), "%s", why);
-		}
-	}
-}
-
-/*
- * dmarc_walk_read - the answers of a walk up to where it stops (a single
- * valid record with psd=y or psd=n), and the Organizational Domain of its
- * start (4.10.2): the name of a psd=n record; one label below a psd=y
- * record (not one at the start); else the valid record with the fewest
- * labels; else the start itself.
- */
-static void
-dmarc_walk_read(struct msg *m, struct dmarc_walk *w)
-{
-	size_t i, fewest = (size_t)-1;
-
-	if (w->read)
-		return;
-	w->read = true;
-	w->stop = w->n;
-	w->org = NULL;
-	for (i = 0; i < w->n; i++) {
-		dmarc_walk_name(m, w, i);
-		if (w->err[i])
-			w->tainted = true;
-		if (w->nrec[i] != 1 || w->bad[i])
-			continue; /* none, or several: all discarded (step 2) */
-		if (w->rec[i].psd == AG_DMARC_PSD_N) {
-			w->org = w->name[i];
-			w->stop = i + 1;
-			break;
-		}
-		if (w->rec[i].psd == AG_DMARC_PSD_Y) {
-			w->stop = i + 1;
-			if (i > 0) {
-				w->org = dmarc_suffix(
-				    w->start, dmarc_labels(w->name[i]) + 1);
-				break;
-			}
-			/* a PSD record at the start name: the start is a PSD,
-			 * its own Organizational Domain */
-			w->org = w->name[i];
-			break;
-		}
-		fewest = i;
-	}
-	if (w->org == NULL)
-		w->org = fewest != (size_t)-1 ? w->name[fewest] : w->start;
 }
 
 /*
@@ -282,7 +126,8 @@ dmarc_on_header(struct msg *m, const struct hdr *h)
 			continue;
 		}
 		d->author[d->nauthor].domain = dom;
-		dmarc_walk_start(m, &d->author[d->nauthor].walk, dom);
+		dmarc_walk_start(m->arena, m->conn->snap->dns, &m->dns_budget,
+		    &d->author[d->nauthor].walk, dom);
 		/* any record at the name means it exists (A.4): an A query
 		 * tells NXDOMAIN from NODATA */
 		d->author[d->nauthor].exist = msg_dns_start(m, dom, AG_DNS_T_A);
@@ -308,7 +153,7 @@ dmarc_id_walk(struct msg *m, const char *id)
 	if (d->nids == DMARC_ID_WALKS ||
 	    (w = arena_zalloc(m->arena, sizeof(*w))) == NULL)
 		return NULL;
-	dmarc_walk_start(m, w, id);
+	dmarc_walk_start(m->arena, m->conn->snap->dns, &m->dns_budget, w, id);
 	d->ids[d->nids++] = w;
 	return w;
 }
@@ -346,10 +191,10 @@ dmarc_aligned(
 		return 1;
 	if (strict)
 		return 0;
-	dmarc_walk_read(m, &au->walk);
+	dmarc_walk_read(m->arena, &au->walk);
 	if ((w = dmarc_id_walk(m, id)) == NULL)
 		return -1;
-	dmarc_walk_read(m, w);
+	dmarc_walk_read(m->arena, w);
 	/* a walk with a DNS error may have missed the record that decides
 	 * the Organizational Domain: no answer either way (5.3.6) */
 	if (w->tainted || au->walk.tainted)
@@ -371,29 +216,6 @@ dmarc_exists(struct dmarc_author *au)
 		return 0;
 	if (rc == AG_DNS_OK || rc == AG_DNS_NODATA)
 		return 1;
-	return -1;
-}
-
-/*
- * dmarc_select - the record to apply (4.10.1): the Author Domain's own,
- * else its Organizational Domain's, else the PSD's that stopped the walk.
- * Returns the walk index, or -1 for none.
- */
-static int
-dmarc_select(struct dmarc_walk *w)
-{
-	size_t i;
-
-	if (w->nrec[0] == 1)
-		return 0;
-	for (i = 1; i < w->stop; i++)
-		if (w->nrec[i] == 1 && !w->bad[i] &&
-		    strcmp(w->name[i], w->org) == 0)
-			return (int)i;
-	i = w->stop - 1;
-	if (w->stop > 0 && w->nrec[i] == 1 && !w->bad[i] &&
-	    w->rec[i].psd == AG_DMARC_PSD_Y)
-		return (int)i;
 	return -1;
 }
 
@@ -492,9 +314,9 @@ dmarc_evaluate(struct msg *m, struct dmarc_author *au, struct dmarc_outcome *o)
 	size_t i;
 
 	o->from_domain = au->domain;
-	dmarc_walk_read(m, w);
+	dmarc_walk_read(m->arena, w);
 	o->org_domain = w->org;
-	sel = dmarc_select(w);
+	sel = dmarc_walk_select(w);
 	/* Unless the Author Domain's own record applies, a DNS error in the
 	 * walk could hide the record that should (5.3.6: then the message
 	 * neither passes nor fails). */

@@ -32,7 +32,7 @@ root = sys.argv[1]
 layer = {}
 for f in os.listdir(os.path.join(root, "util")):
     layer["util/" + f.rsplit(".", 1)[0]] = 0
-for m in ("log", "rfc5322", "ar", "dns", "spf_record", "dmarc_record"):
+for m in ("log", "rfc5322", "ar", "dns", "spf_record", "dmarc_record", "dmarc_walk"):
     layer[m] = 1
 for m in ("config", "snapshot", "msgctx", "checks", "policy"):
     layer[m] = 2
