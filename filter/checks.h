@@ -8,7 +8,7 @@
  * the A-R list; they start DNS queries as early as their input is known
  * and collect them at eom. They return 0, or -1 for an internal error
  * (which they have recorded with msg_error). They never decide the
- * message's fate: policy.c does.
+ * message's fate: policy.c does; on_verdict sees what it decided.
  */
 #ifndef AG_CHECKS_H
 #define AG_CHECKS_H
@@ -31,6 +31,8 @@ struct check {
 	int (*on_eoh)(struct msg *);
 	int (*on_body)(struct msg *, const unsigned char *, size_t);
 	int (*on_eom)(struct msg *);
+	/* after policy.c decided: record what was done (never changes it) */
+	void (*on_verdict)(struct msg *);
 };
 
 /* The daemon's checks in stage order, NULL-terminated (checks.c). */

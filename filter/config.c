@@ -114,6 +114,21 @@ static const struct conf_word conf_canon[] = {
     {NULL, 0},
 };
 
+/* conf_check_history - "", sqlite:/path or postgresql://... */
+static int
+conf_check_history(const char *v, char *why, size_t whylen)
+{
+	if (*v == '\0' || strncmp(v, "sqlite:/", 8) == 0 ||
+	    strncmp(v, "postgresql://", 13) == 0 ||
+	    strncmp(v, "postgres://", 11) == 0)
+		return 0;
+	snprintf(why, whylen,
+	    "'%s': want sqlite:/absolute/path or "
+	    "postgresql://user@host/db",
+	    v);
+	return -1;
+}
+
 /* conf_check_signing_table - a path, or refile:path */
 static int
 conf_check_signing_table(const char *v, char *why, size_t whylen)
@@ -250,6 +265,18 @@ static const struct conf_param conf_params[] = {
 	OFF(dmarc_multi_from)},
     {"dmarc_ignore_domains", CONF_LIST, "", 0, 0, NULL,
 	OFF(dmarc_ignore_domains)},
+    {"dmarc_history", CONF_STR, "", 0, 0, NULL,
+	OFFC(dmarc_history, conf_check_history)},
+    {"dmarc_history_queue", CONF_INT, "10000", 10, 10000000, NULL,
+	OFF(dmarc_history_queue)},
+    {"dmarc_history_keep", CONF_TIME, "30d", DAY, 3660 * DAY, NULL,
+	OFF(dmarc_history_keep_ms)},
+    {"dmarc_report_org", CONF_STR, "", 0, 0, NULL, OFF(dmarc_report_org)},
+    {"dmarc_report_from", CONF_STR, "", 0, 0, NULL, OFF(dmarc_report_from)},
+    {"dmarc_report_sendmail", CONF_PATH, "/usr/sbin/sendmail", 0, 0, NULL,
+	OFF(dmarc_report_sendmail)},
+    {"dmarc_report_suppress", CONF_LIST, "", 0, 0, NULL,
+	OFF(dmarc_report_suppress)},
 };
 
 #define AG_CONF_N (sizeof(conf_params) / sizeof(conf_params[0]))

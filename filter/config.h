@@ -106,6 +106,13 @@ struct config {
 	int dmarc_reject_mode; /* AG_DMARC_REJECT_* */
 	int dmarc_multi_from;  /* 0: evaluate each domain, 1: reject */
 	struct strlist dmarc_ignore_domains;
+	char *dmarc_history;
+	long long dmarc_history_queue;
+	char *dmarc_report_org;
+	char *dmarc_report_from;
+	char *dmarc_report_sendmail;
+	struct strlist dmarc_report_suppress;
+	long long dmarc_history_keep_ms;
 
 	char **raw; /* effective value text of each row, for -p */
 };

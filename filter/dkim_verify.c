@@ -37,16 +37,6 @@ struct dkimv_query {
 	int type;
 };
 
-static const char *const dkimv_names[] = {
-    "none", "pass", "fail", "policy", "neutral", "temperror", "permerror"};
-
-/* dkimv_result_name - text of a result */
-const char *
-dkimv_result_name(int r)
-{
-	return (r >= 0 && r <= AG_DKIM_PERMERROR) ? dkimv_names[r] : "none";
-}
-
 /* dkimv_feed_headers - every stored header as "Name:value" (the value as
  * the MTA sent it: leading space and CRLF folds kept) */
 static DKIM_STAT
@@ -550,7 +540,8 @@ dkimv_ar(struct msg *m, const struct dkim_outcome *o)
 {
 	struct ar_result *r;
 
-	if ((r = msg_ar_new(m, "dkim", dkimv_result_name(o->result))) == NULL)
+	if ((r = msg_ar_new(m, "dkim", msg_dkim_result_name(o->result))) ==
+	    NULL)
 		return;
 	if (o->result != AG_DKIM_PASS)
 		r->reason = o->reason;

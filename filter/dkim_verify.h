@@ -15,7 +15,5 @@
 
 extern const struct check dkimv_check;
 
-/* dkimv_result_name - "pass", "fail", ... */
-const char *dkimv_result_name(int result);
 
 #endif

@@ -4,14 +4,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <idn2.h>
 
 #include "util/arena.h"
+#include "util/buf.h"
 #include "util/str.h"
+#include "config.h"
 #include "msgctx.h"
 #include "rfc5322.h"
 #include "snapshot.h"
+#include "dmarc_history.h"
 #include "dmarc_record.h"
 #include "dmarc_walk.h"
 #include "dmarc.h"
@@ -433,8 +437,154 @@ dmarc_on_eom(struct msg *m)
 	return 0;
 }
 
+/* dmarc_load - the report history, when configured */
+static int
+dmarc_load(struct snapshot *s, struct buf *err)
+{
+	const struct config *cfg = s->cfg;
+	char why[512];
+
+	if (!cfg->dmarc_enable || cfg->dmarc_history[0] == '\0')
+		return 0;
+	if ((s->dhist = dhist_acquire(cfg->dmarc_history,
+		 (size_t)cfg->dmarc_history_queue, why, sizeof(why))) == NULL) {
+		buf_addf(err, "%s: dmarc_history: %s\n",
+		    cfg->file[0] ? cfg->file : "config", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* dmarc_unload - let go of the history */
+static void
+dmarc_unload(struct snapshot *s)
+{
+	dhist_release(s->dhist);
+	s->dhist = NULL;
+}
+
+/* dmarc_domain_of - the domain part of an address (for the report) */
+static const char *
+dmarc_domain_of(const char *addr)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	return at ? at + 1 : "";
+}
+
+/* dmarc_row_dkim - the signatures for the report, in RFC 9990 3.1.3's
+ * order: aligned passes, other passes, the rest */
+static void
+dmarc_row_dkim(
+    const struct msg *m, const struct dmarc_outcome *o, struct dhist_row *r)
+{
+	size_t i, n = 0, len = 0;
+	int pass;
+
+	for (pass = 2; pass >= 0; pass--)
+		for (i = 0; i < m->ndkim && n < 100; i++) {
+			const struct dkim_outcome *d = &m->dkim[i];
+			bool ok = d->result == AG_DKIM_PASS;
+			bool al = ok && o->dkim_aligned && o->dkim_domain &&
+			    d->domain &&
+			    str_casecmp(d->domain, o->dkim_domain) == 0;
+
+			if ((pass == 2 && !al) || (pass == 1 && (!ok || al)) ||
+			    (pass == 0 && ok))
+				continue;
+			len += (size_t)snprintf(r->dkim + len,
+			    len < sizeof(r->dkim) ? sizeof(r->dkim) - len : 0,
+			    "%s%s %s %s", n ? ";" : "",
+			    d->domain ? d->domain : "",
+			    d->selector ? d->selector : "",
+			    msg_dkim_result_name(d->result));
+			n++;
+		}
+	if (len >= sizeof(r->dkim)) {
+		/* never half an entry: cut at the last whole one */
+		char *semi = strrchr(r->dkim, ';');
+
+		if (semi)
+			*semi = '\0';
+	}
+}
+
+static const char *const dmarc_dis_names[] = {"none", "quarantine", "reject"};
+
+/* dmarc_on_verdict - an evaluation whose domain asks for reports goes
+ * into the history (RFC 9989 4.7: no rua, no report) */
+static void
+dmarc_on_verdict(struct msg *m)
+{
+	struct dhist *h = m->conn->snap->dhist;
+	size_t i, k;
+
+	for (i = 0; h != NULL && i < m->ndmarc; i++) {
+		const struct dmarc_outcome *o = &m->dmarc[i];
+		const struct dmarc_record *rec = o->record;
+		struct dhist_row r;
+		size_t len = 0;
+
+		if (rec == NULL || rec->nrua == 0 ||
+		    (o->result != AG_DMARC_PASS && o->result != AG_DMARC_FAIL))
+			continue;
+		memset(&r, 0, sizeof(r));
+		r.t = (long long)time(NULL);
+		snprintf(r.host, sizeof(r.host), "%s", msgctx_hostname());
+		snprintf(r.policy_domain, sizeof(r.policy_domain), "%s",
+		    o->policy_domain);
+		snprintf(
+		    r.header_from, sizeof(r.header_from), "%s", o->from_domain);
+		snprintf(r.source_ip, sizeof(r.source_ip), "%s",
+		    m->conn->client_ip ? m->conn->client_ip : "");
+		snprintf(r.envelope_from, sizeof(r.envelope_from), "%s",
+		    m->spf_mailfrom.domain ? m->spf_mailfrom.domain
+					   : dmarc_domain_of(m->mail_from));
+		snprintf(r.envelope_to, sizeof(r.envelope_to), "%s",
+		    m->nrcpts ? dmarc_domain_of(m->rcpts[0]) : "");
+		snprintf(r.p, sizeof(r.p), "%s", dmarc_policy_name(rec->p));
+		snprintf(r.sp, sizeof(r.sp), "%s", dmarc_policy_name(rec->sp));
+		snprintf(r.np, sizeof(r.np), "%s", dmarc_policy_name(rec->np));
+		r.adkim[0] = rec->adkim_strict ? 's' : 'r';
+		r.aspf[0] = rec->aspf_strict ? 's' : 'r';
+		r.testing[0] = rec->testing ? 'y' : 'n';
+		snprintf(r.fo, sizeof(r.fo), "%s", rec->fo ? rec->fo : "");
+		for (k = 0; k < rec->nrua; k++)
+			len += (size_t)snprintf(r.rua + len,
+			    len < sizeof(r.rua) ? sizeof(r.rua) - len : 0,
+			    "%s%s", k ? "," : "", rec->rua[k]);
+		if (len >= sizeof(r.rua))
+			continue; /* a list this long is not sent anywhere */
+		/* RFC 9990: pass = passed under an enforcing policy */
+		snprintf(r.disposition, sizeof(r.disposition), "%s",
+		    o->result == AG_DMARC_PASS
+			? (o->policy != AG_DMARC_P_NONE ? "pass" : "none")
+			: dmarc_dis_names[o->disposition]);
+		r.dkim_aligned = o->dkim_aligned;
+		r.spf_aligned = o->spf_aligned;
+		snprintf(r.reason_type, sizeof(r.reason_type), "%s",
+		    o->override ? o->override : "");
+		if (m->spf_mailfrom.checked) {
+			snprintf(r.spf_domain, sizeof(r.spf_domain), "%s",
+			    m->spf_mailfrom.domain ? m->spf_mailfrom.domain
+						   : "");
+			snprintf(r.spf_result, sizeof(r.spf_result), "%s",
+			    msg_spf_result_name(m->spf_mailfrom.result));
+		}
+		dmarc_row_dkim(m, o, &r);
+		if (!dhist_record(h, &r))
+			log_msg(m, LOG_WARNING,
+			    "dmarc: history queue full, "
+			    "report row for %s dropped",
+			    o->policy_domain);
+	}
+}
+
 const struct check dmarc_check = {
     .name = "dmarc",
+    .load = dmarc_load,
+    .unload = dmarc_unload,
     .on_header = dmarc_on_header,
     .on_eom = dmarc_on_eom,
+    .on_verdict = dmarc_on_verdict,
 };

@@ -33,7 +33,7 @@ msgctx_hostname_init(void)
 }
 
 /* msgctx_hostname - this host's name, looked up once */
-static const char *
+const char *
 msgctx_hostname(void)
 {
 	pthread_once(&msgctx_host_once, msgctx_hostname_init);
@@ -465,7 +465,29 @@ msg_eom(struct msg *m)
 			msg_error(m, AG_ERR_INTERNAL, "%s: eom stage failed",
 			    (*ck)->name);
 	policy_decide(m);
+	for (ck = m->conn->snap->checks; *ck != NULL; ck++)
+		if ((*ck)->on_verdict != NULL)
+			(*ck)->on_verdict(m);
 	msg_log_summary(m);
+}
+
+static const char *const msg_spf_names[] = {
+    "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"};
+static const char *const msg_dkim_names[] = {
+    "none", "pass", "fail", "policy", "neutral", "temperror", "permerror"};
+
+/* msg_spf_result_name - text of an SPF result (RFC 8601 2.7.2) */
+const char *
+msg_spf_result_name(int r)
+{
+	return (r >= 0 && r <= AG_SPF_PERMERROR) ? msg_spf_names[r] : "none";
+}
+
+/* msg_dkim_result_name - text of a DKIM result (RFC 8601 2.7.1) */
+const char *
+msg_dkim_result_name(int r)
+{
+	return (r >= 0 && r <= AG_DKIM_PERMERROR) ? msg_dkim_names[r] : "none";
 }
 
 /* msg_ar_new - an A-R result in the message arena */

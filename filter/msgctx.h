@@ -282,6 +282,10 @@ void msg_error(struct msg *, unsigned cls, const char *fmt, ...)
 /* msg_ar_add - append a result to our A-R header (arena-owned r). */
 void msg_ar_add(struct msg *, struct ar_result *r);
 
+/* msg_spf_result_name, msg_dkim_result_name - "pass", "fail", ... */
+const char *msg_spf_result_name(int);
+const char *msg_dkim_result_name(int);
+
 /* msg_ar_new - a zeroed result in the arena (NULL: internal error set). */
 struct ar_result *msg_ar_new(
     struct msg *, const char *method, const char *result);
@@ -296,6 +300,9 @@ void msg_add_header(struct msg *, const char *name, const char *value);
 /* msg_dns_start - dns_query_start under the message's budget; the handle
  * is freed with the message. */
 struct dns_query *msg_dns_start(struct msg *, const char *name, int rrtype);
+
+/* msgctx_hostname - this host's name (looked up once) */
+const char *msgctx_hostname(void);
 
 /* msg_authserv_id - ours: config, else the MTA's j macro, else hostname. */
 const char *msg_authserv_id(const struct msg *);

@@ -20,6 +20,7 @@ struct config;
 struct dns;
 struct dkimv_lib;
 struct dkims_lib;
+struct dhist;
 
 struct snapshot {
 	atomic_int refs;
@@ -29,6 +30,7 @@ struct snapshot {
 	const struct check *const *checks; /* NULL-terminated, stage order */
 	struct dkimv_lib *dkimv; /* dkim_verify.c: libopendkim for verifying */
 	struct dkims_lib *dkims; /* dkim_sign.c: tables, keys, signing lib */
+	struct dhist *dhist;	 /* dmarc.c: the report history, if any */
 };
 
 /*

@@ -20,16 +20,6 @@ struct spf_msg {
 	bool evaluated;
 };
 
-static const char *const spf_names[] = {
-    "none", "neutral", "pass", "fail", "softfail", "temperror", "permerror"};
-
-/* spf_result_name - text of a result */
-const char *
-spf_result_name(int r)
-{
-	return (r >= 0 && r <= AG_SPF_PERMERROR) ? spf_names[r] : "none";
-}
-
 /* spf_domain_ok - RFC 7208 4.3: a multi-label name with sane labels */
 static bool
 spf_domain_ok(const char *d)
@@ -264,7 +254,7 @@ spf_ar(struct msg *m, const struct spf_outcome *o, bool helo)
 	struct ar_result *r;
 
 	if (!o->checked ||
-	    (r = msg_ar_new(m, "spf", spf_result_name(o->result))) == NULL)
+	    (r = msg_ar_new(m, "spf", msg_spf_result_name(o->result))) == NULL)
 		return;
 	r->logkey = helo ? "spf_helo" : "spf";
 	if (o->result == AG_SPF_PERMERROR || o->result == AG_SPF_TEMPERROR)
@@ -328,7 +318,7 @@ spf_received(struct msg *m)
 		how = "gives no verdict on %s";
 		break;
 	}
-	buf_addf(&b, "%s (%s: domain of %s ", spf_result_name(o->result),
+	buf_addf(&b, "%s (%s: domain of %s ", msg_spf_result_name(o->result),
 	    log_safe(m, recv), log_safe(m, o->identity));
 	buf_addf(&b, how, m->conn->client_ip);
 	buf_addch(&b, ')');

@@ -14,7 +14,5 @@
 
 extern const struct check spf_check;
 
-/* spf_result_name - "pass", "fail", ... */
-const char *spf_result_name(int result);
 
 #endif

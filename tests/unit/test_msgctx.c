@@ -99,10 +99,16 @@ ck_eom(struct msg *m)
 	return 0;
 }
 
-static const struct check fake = {"fake", ck_load, ck_unload, ck_connect,
-    ck_mail, ck_header, ck_eoh, ck_body, ck_eom};
-static const struct check second = {
-    "second", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+static const struct check fake = {.name = "fake",
+    .load = ck_load,
+    .unload = ck_unload,
+    .on_connect = ck_connect,
+    .on_mail = ck_mail,
+    .on_header = ck_header,
+    .on_eoh = ck_eoh,
+    .on_body = ck_body,
+    .on_eom = ck_eom};
+static const struct check second = {.name = "second"};
 static const struct check *const table[] = {&fake, &second, NULL};
 
 /* snap - a snapshot with our table and the given overrides */

@@ -187,8 +187,8 @@ test_results(void **state)
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		struct spf_outcome o = run(rows[i].ip, rows[i].from, NULL);
 
-		want_str(rows[i].name, spf_result_name(o.result),
-		    spf_result_name(rows[i].want));
+		want_str(rows[i].name, msg_spf_result_name(o.result),
+		    msg_spf_result_name(rows[i].want));
 		if (strstr(o.reason, rows[i].want_reason) == NULL)
 			fail_msg("%s: reason '%s', want '%s'", rows[i].name,
 			    o.reason, rows[i].want_reason);
@@ -205,7 +205,7 @@ test_timeout(void **state)
 	/* the included record never answers: temperror within 300 ms, not
 	 * libunbound's ~17 s of retries */
 	o = run("192.0.2.7", "<a@inc.example>", &ms);
-	want_str("silent include", spf_result_name(o.result), "temperror");
+	want_str("silent include", msg_spf_result_name(o.result), "temperror");
 	assert_non_null(strstr(o.reason, "DNS timeout for silent.example"));
 	if (ms > 3000)
 		fail_msg("took %ld ms", ms);
