@@ -20,7 +20,7 @@
 #include "dmarc_walk.h"
 #include "dmarc.h"
 
-#define DMARC_DOMAINS  4 /* From domains evaluated (11.5: a cap) */
+#define DMARC_DOMAINS  8 /* From domains evaluated (11.5: a cap) */
 #define DMARC_ID_WALKS 8 /* identifiers whose walk we do */
 
 struct dmarc_author {
@@ -178,6 +178,30 @@ dmarc_lower(struct msg *m, const char *s)
 	return c;
 }
 
+/* dmarc_under - is name equal to, or below, domain? */
+static bool
+dmarc_under(const char *name, const char *domain)
+{
+	size_t n = strlen(name), d = strlen(domain);
+
+	return n == d ? strcmp(name, domain) == 0
+		      : n > d && name[n - d - 1] == '.' &&
+		strcmp(name + n - d, domain) == 0;
+}
+
+/* dmarc_common_labels - how many trailing labels a and b share */
+static size_t
+dmarc_common_labels(const char *a, const char *b)
+{
+	size_t la = dmarc_walk_labels(a), lb = dmarc_walk_labels(b), k;
+
+	for (k = la < lb ? la : lb; k > 0; k--)
+		if (strcmp(dmarc_walk_suffix(a, k), dmarc_walk_suffix(b, k)) ==
+		    0)
+			return k;
+	return 0;
+}
+
 /*
  * dmarc_aligned - does identifier id align with the author's domain?
  * Strict: equal; relaxed: the same Organizational Domain. -1 when a DNS
@@ -196,6 +220,13 @@ dmarc_aligned(
 	if (strict)
 		return 0;
 	dmarc_walk_read(m->arena, &au->walk);
+	/* An Organizational Domain is the name itself or a parent (4.10.2):
+	 * an identifier outside the author's Organizational Domain (or, when
+	 * that is unknown, sharing no label with the author) cannot align,
+	 * whatever its own walk says, so a failure there changes nothing. */
+	if (!au->walk.tainted ? !dmarc_under(id, au->walk.org)
+			      : dmarc_common_labels(id, au->domain) == 0)
+		return 0;
 	if ((w = dmarc_id_walk(m, id)) == NULL)
 		return -1;
 	dmarc_walk_read(m->arena, w);
@@ -235,8 +266,10 @@ dmarc_policy(
 	if (sel > 0) {
 		/* a subdomain of the record's domain: sp if it exists, np if
 		 * it does not (each falls back as 4.7 says) */
+		/* only np depends on it: without np, sp or p applies either
+		 * way (4.7) */
 		if ((exists = dmarc_exists(au)) == -1 &&
-		    (r->np != AG_DMARC_P_UNSET || r->sp != AG_DMARC_P_UNSET)) {
+		    r->np != AG_DMARC_P_UNSET) {
 			o->reason = "existence of the From: domain unknown "
 				    "(DNS error)";
 			return -1;
@@ -375,16 +408,18 @@ static void
 dmarc_ar(struct msg *m, struct dmarc_outcome *o)
 {
 	struct ar_result *r;
+	bool evaluated = o->record != NULL &&
+	    (o->result == AG_DMARC_PASS || o->result == AG_DMARC_FAIL);
 
 	if ((r = msg_ar_new(m, "dmarc", dmarc_result_name(o->result))) == NULL)
 		return;
 	r->reason = o->reason;
-	if (o->record != NULL && o->result != AG_DMARC_PERMERROR)
+	if (evaluated)
 		r->comment = arena_printf(m->arena, "%s=%s%s", o->policy_tag,
 		    dmarc_policy_name(o->published),
 		    o->record->testing ? " t=y" : "");
 	msg_ar_prop(m, r, "header", "from", o->from_domain);
-	if (o->record != NULL && o->result != AG_DMARC_PERMERROR)
+	if (evaluated)
 		msg_ar_prop(
 		    m, r, "policy", "dmarc", dmarc_policy_name(o->policy));
 	o->ar = r;
@@ -414,6 +449,7 @@ dmarc_on_eom(struct msg *m)
 	}
 	m->dmarc_from_bad =
 	    d->nfrom > 1 || d->unusable || d->nauthor > 1 || d->more > 0;
+	m->dmarc_incomplete = d->more > 0;
 	if ((m->dmarc = arena_allocarray(
 		 m->arena, d->nauthor, sizeof(*m->dmarc))) == NULL) {
 		msg_error(m, AG_ERR_INTERNAL, "dmarc: out of memory");

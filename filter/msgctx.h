@@ -217,8 +217,9 @@ struct msg {
 	const char *dkim_signed;     /* "d:s,d:s" we signed with, for logs */
 	struct dmarc_outcome *dmarc; /* one per From: domain evaluated */
 	size_t ndmarc;
-	bool
-	    dmarc_from_bad; /* no, several or unusable From: (RFC 9989 5.3.1) */
+	/* no, several or unusable From: (RFC 9989 5.3.1); From: domains
+	 * past the cap, not evaluated */
+	bool dmarc_from_bad, dmarc_incomplete;
 	struct dmarc_msg *dmarcm; /* dmarc.c's private state */
 	struct dkimv_msg *dkimv;  /* dkim_verify.c's private state */
 	struct dkims_msg *dkims;  /* dkim_sign.c's private state */

@@ -260,6 +260,15 @@ policy_dmarc(struct msg *m, struct verdict *v)
 			o->ar->comment = arena_printf(m->arena, "%s dis=%s",
 			    o->ar->comment, policy_dis_names[o->disposition]);
 	}
+	/* RFC 9989 11.5: a From: with more domains than we evaluate is an
+	 * evaluation left incomplete; one of the rest could be a spoofed
+	 * p=reject domain behind decoys, so it is held at least */
+	if (m->dmarc_incomplete && cfg->dmarc_enforce &&
+	    (worst == NULL || worst->disposition == AG_DMARC_DIS_NONE)) {
+		v->action = AG_ACT_QUARANTINE;
+		v->quarantine = "DMARC: too many From: domains to evaluate";
+		return;
+	}
 	if (worst == NULL || worst->disposition == AG_DMARC_DIS_NONE)
 		return;
 	if (worst->disposition == AG_DMARC_DIS_REJECT) {

@@ -234,6 +234,12 @@ setup(void **state)
 	/* DNS errors */
 	fakedns_add(fk, "_dmarc.broken.example", TXT, "v=DMARC1; p=reject", 60);
 	fakedns_behave(fk, "_dmarc.broken.example", 2, 0, false);
+	fakedns_add(
+	    fk, "_dmarc.flaky.example.com", TXT, "v=DMARC1; p=none", 60);
+	fakedns_behave(fk, "_dmarc.flaky.example.com", 2, 0, false);
+	fakedns_add(fk, "_dmarc.sp.example", TXT,
+	    "v=DMARC1; p=reject; sp=quarantine", 60);
+	fakedns_behave(fk, "noexist-test.sp.example", 2, 0, false);
 	/* IDN: bücher.example */
 	fakedns_add(
 	    fk, "_dmarc.xn--bcher-kva.example", TXT, "v=DMARC1; p=reject", 60);
@@ -398,10 +404,25 @@ test_dns_errors(void **state)
 	want_str(
 	    "SERVFAIL at the org", dmarc_result_name(o.result[0]), "temperror");
 	/* relaxed alignment needs the identifier's org: its walk fails */
-	auth(NULL, "x.broken.example");
+	auth(NULL, "x.flaky.example.com");
 	run(s, FROM(" a@example.com"), NULL, &o);
 	want_str("identifier walk fails", dmarc_result_name(o.result[0]),
 	    "temperror");
+	/* but an identifier outside the author's Organizational Domain can
+	 * never align: its walk failing changes nothing (no p=reject bypass
+	 * by a sender whose own DNS fails) */
+	auth("x.broken.example", NULL);
+	run(s, FROM(" a@example.com"), NULL, &o);
+	want_str("unrelated identifier walk fails",
+	    dmarc_result_name(o.result[0]), "fail");
+	want_int(
+	    "unrelated identifier walk fails: reject", o.action, AG_ACT_REJECT);
+	/* without np, the existence test does not matter (4.7) */
+	auth(NULL, NULL);
+	run(s, FROM(" a@noexist-test.sp.example"), NULL, &o);
+	want_str("existence test fails, no np", dmarc_result_name(o.result[0]),
+	    "fail");
+	want_str("existence test fails, no np: sp", o.policy[0], "quarantine");
 	auth(NULL, NULL);
 	snapshot_release(s);
 }
@@ -436,6 +457,14 @@ test_from(void **state)
 	want_str("reject mode text", o.reply,
 	    "550 5.7.1 a message needs exactly one From: address with a domain "
 	    "(RFC 5322 3.6.2)");
+	/* more From: domains than evaluated: one behind the decoys could be
+	 * a spoofed p=reject domain, so the message is held (11.5) */
+	run(s, FROM(" a@d1.example, a@d2.example, a@d3.example, a@d4.example, "
+		    "a@d5.example, a@d6.example, a@d7.example, a@d8.example, "
+		    "ceo@example.com"),
+	    NULL, &o);
+	want_int("nine From: domains: eight evaluated", o.nres, 8);
+	want_int("nine From: domains: held", o.action, AG_ACT_QUARANTINE);
 	run(s, FROM(" Alice (comment) <a@example.com>"), NULL, &o);
 	want_str(
 	    "comment and display name", dmarc_result_name(o.result[0]), "pass");
