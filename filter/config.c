@@ -12,6 +12,7 @@
 #include "util/cidr.h"
 #include "util/str.h"
 #include "util/xalloc.h"
+#include "dns.h"
 #include "log.h"
 #include "spf_record.h"
 #include "config.h"
@@ -748,4 +749,17 @@ config_print(const struct config *cfg, FILE *fp)
 	    cfg->file[0] ? cfg->file : "built-in defaults");
 	for (i = 0; i < AG_CONF_N; i++)
 		fprintf(fp, "%s = %s\n", conf_params[i].name, cfg->raw[i]);
+}
+
+/* config_dns_conf - the dns_* settings as dns_new() takes them */
+void
+config_dns_conf(const struct config *cfg, struct dns_conf *dc)
+{
+	dc->servers = (const char *const *)cfg->dns_servers.v;
+	dc->nservers = cfg->dns_servers.n;
+	dc->timeout_ms = cfg->dns_timeout_ms;
+	dc->cache_size = cfg->dns_cache_size;
+	dc->max_ttl_ms = cfg->dns_cache_max_ttl_ms;
+	dc->error_ttl_ms = cfg->dns_error_ttl_ms;
+	dc->trust_anchor = cfg->dns_trust_anchor;
 }

@@ -19,6 +19,7 @@
 
 struct buf;
 struct cidr_set;
+struct dns_conf;
 
 #define AG_EX_CONFIG 78 /* sysexits.h EX_CONFIG */
 
@@ -140,6 +141,13 @@ const char *config_default_path(void);
 
 /* config_action_name - "accept", "tempfail", ... */
 const char *config_action_name(int);
+
+/*
+ * config_dns_conf - the resolver settings (dns_servers, dns_timeout, the
+ * cache and the trust anchor) as dns_new() takes them. The pointers in dc
+ * point into cfg and stay valid as long as it does.
+ */
+void config_dns_conf(const struct config *cfg, struct dns_conf *dc);
 
 /* config_milter_socket_check - syntax check of a libmilter socket spec. */
 int config_milter_socket_check(const char *, char *why, size_t whylen);

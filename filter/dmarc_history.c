@@ -5,12 +5,15 @@
  * them into $1, $2, ... Every value goes as text (PostgreSQL casts it by
  * the column type), so the two backends share every statement.
  */
+#include <sys/file.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -85,6 +88,8 @@ struct dhist {
 	size_t qmax, qhead, qlen;
 	bool stop, busy;
 	unsigned long long written, dropped;
+	long long changes; /* rows the last statement changed */
+	int lockfd;	   /* authgate-reports' run lock (SQLite) */
 	/* acquire/release by URI */
 	unsigned refs;
 	struct dhist *next;
@@ -125,6 +130,7 @@ dhist_exec(struct dhist *h, const char *sql, const char *const *params,
 		ExecStatusType st = PQresultStatus(r);
 
 		free(q);
+		h->changes = strtoll(PQcmdTuples(r), NULL, 10);
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 			snprintf(err, errlen, "%s", PQerrorMessage(h->conn));
 			PQclear(r);
@@ -169,6 +175,7 @@ dhist_exec(struct dhist *h, const char *sql, const char *const *params,
 			snprintf(err, errlen, "%s", sqlite3_errmsg(h->db));
 			rc = -1;
 		}
+		h->changes = sqlite3_changes(h->db);
 		sqlite3_finalize(st);
 		return rc;
 	}
@@ -192,7 +199,7 @@ dhist_connect(struct dhist *h, char *err, size_t errlen)
 			return -1;
 		}
 		/* CREATE ... IF NOT EXISTS notices are not news */
-		PQexec(h->conn, "SET client_min_messages = warning");
+		PQclear(PQexec(h->conn, "SET client_min_messages = warning"));
 	} else {
 		const char *path = h->uri + strlen("sqlite:");
 
@@ -211,11 +218,40 @@ dhist_connect(struct dhist *h, char *err, size_t errlen)
 			NULL, err, errlen) == -1)
 			return -1;
 	}
+	/*
+	 * PostgreSQL: CREATE ... IF NOT EXISTS races with another host doing
+	 * the same at the same moment (a unique violation in pg_type), so
+	 * the schema is made in one transaction under an advisory lock.
+	 */
+	if (h->pg &&
+	    (dhist_exec(h, "BEGIN", NULL, 0, NULL, NULL, err, errlen) == -1 ||
+		dhist_exec(h,
+		    "SELECT pg_advisory_xact_lock(4702353480871379303)", NULL,
+		    0, NULL, NULL, err, errlen) == -1))
+		return -1;
 	for (i = 0; dhist_schema[i] != NULL; i++)
 		if (dhist_exec(h, dhist_schema[i], NULL, 0, NULL, NULL, err,
-			errlen) == -1)
+			errlen) == -1) {
+			if (h->pg)
+				PQclear(PQexec(h->conn, "ROLLBACK"));
 			return -1;
+		}
+	if (h->pg &&
+	    dhist_exec(h, "COMMIT", NULL, 0, NULL, NULL, err, errlen) == -1)
+		return -1;
 	return 0;
+}
+
+/* dhist_disconnect - forget a connection (also a half-made one) */
+static void
+dhist_disconnect(struct dhist *h)
+{
+	if (h->conn != NULL)
+		PQfinish(h->conn);
+	h->conn = NULL;
+	if (h->db != NULL)
+		sqlite3_close(h->db);
+	h->db = NULL;
 }
 
 /* dhist_ready - connected, or reconnected now (PostgreSQL) */
@@ -231,6 +267,7 @@ dhist_ready(struct dhist *h)
 	if (time(NULL) < h->next_try)
 		return false;
 	if (dhist_connect(h, err, sizeof(err)) == -1) {
+		dhist_disconnect(h);
 		log_err(
 		    "dmarc history: %s (retrying in %d s)", err, DHIST_RETRY);
 		h->next_try = time(NULL) + DHIST_RETRY;
@@ -427,6 +464,7 @@ dhist_open(
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->wake, NULL);
 	pthread_cond_init(&h->idle, NULL);
+	h->lockfd = -1;
 	if (dhist_connect(h, err, errlen) == -1) {
 		dhist_close(h);
 		return NULL;
@@ -510,10 +548,9 @@ dhist_close(struct dhist *h)
 		pthread_mutex_unlock(&h->lock);
 		pthread_join(h->thread, NULL);
 	}
-	if (h->conn != NULL)
-		PQfinish(h->conn);
-	if (h->db != NULL)
-		sqlite3_close(h->db);
+	dhist_disconnect(h);
+	if (h->lockfd >= 0)
+		close(h->lockfd);
 	pthread_mutex_destroy(&h->lock);
 	pthread_cond_destroy(&h->wake);
 	pthread_cond_destroy(&h->idle);
@@ -653,6 +690,10 @@ dhist_sent(struct dhist *h, const struct dhist_period *p,
 	const char *v[3] = {p->policy_domain, b, destination};
 	int found = 0;
 
+	if (!dhist_ready(h)) {
+		snprintf(err, errlen, "%s: not connected", h->uri);
+		return -1;
+	}
 	snprintf(b, sizeof(b), "%lld", p->begin);
 	if (dhist_exec(h,
 		"SELECT 1 FROM dmarc_sent WHERE policy_domain = ? AND "
@@ -670,6 +711,10 @@ dhist_mark_sent(struct dhist *h, const struct dhist_period *p,
 	char b[24], now[24];
 	const char *v[5] = {p->policy_domain, b, destination, report_id, now};
 
+	if (!dhist_ready(h)) {
+		snprintf(err, errlen, "%s: not connected", h->uri);
+		return -1;
+	}
 	snprintf(b, sizeof(b), "%lld", p->begin);
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	return dhist_exec(h,
@@ -686,6 +731,10 @@ dhist_mark_done(
 	char b[24], now[24];
 	const char *v[3] = {p->policy_domain, b, now};
 
+	if (!dhist_ready(h)) {
+		snprintf(err, errlen, "%s: not connected", h->uri);
+		return -1;
+	}
 	snprintf(b, sizeof(b), "%lld", p->begin);
 	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
 	return dhist_exec(h,
@@ -694,33 +743,55 @@ dhist_mark_done(
 	    v, 3, NULL, NULL, err, errlen);
 }
 
-/* dhist_count - result callback: a number */
-static int
-dhist_count(void *arg, int nc, const char *const *v)
-{
-	if (nc > 0)
-		*(long long *)arg = strtoll(v[0], NULL, 10);
-	return 0;
-}
-
-/* dhist_prune - rows of done periods older than before */
+/* dhist_prune - every row older than before: reported, or given up */
 long long
 dhist_prune(struct dhist *h, long long before, char *err, size_t errlen)
 {
 	char b[24];
 	const char *v[1] = {b};
-	long long n = 0, after = 0;
 
 	snprintf(b, sizeof(b), "%lld", before);
-	if (dhist_exec(h, "SELECT COUNT(*) FROM dmarc_eval", NULL, 0,
-		dhist_count, &n, err, errlen) == -1 ||
-	    dhist_exec(h,
-		"DELETE FROM dmarc_eval WHERE t < ? AND EXISTS (SELECT 1 FROM"
-		" dmarc_done d WHERE d.policy_domain = dmarc_eval.policy_domain"
-		" AND d.begin_t = dmarc_eval.t - (dmarc_eval.t % 86400))",
-		v, 1, NULL, NULL, err, errlen) == -1 ||
-	    dhist_exec(h, "SELECT COUNT(*) FROM dmarc_eval", NULL, 0,
-		dhist_count, &after, err, errlen) == -1)
+	if (!dhist_ready(h)) {
+		snprintf(err, errlen, "%s: not connected", h->uri);
 		return -1;
-	return n - after;
+	}
+	if (dhist_exec(h, "DELETE FROM dmarc_eval WHERE t < ?", v, 1, NULL,
+		NULL, err, errlen) == -1)
+		return -1;
+	return h->changes;
+}
+
+/* dhist_try_lock - one authgate-reports run at a time over a history:
+ * PostgreSQL's session advisory lock, or a lock file beside SQLite's */
+int
+dhist_try_lock(struct dhist *h, char *err, size_t errlen)
+{
+	int got = 0;
+	char path[4096];
+
+	if (h->pg) {
+		if (!dhist_ready(h)) {
+			snprintf(err, errlen, "%s: not connected", h->uri);
+			return -1;
+		}
+		if (dhist_exec(h,
+			"SELECT 1 WHERE "
+			"pg_try_advisory_lock(4702353480871379304)",
+			NULL, 0, dhist_found, &got, err, errlen) == -1)
+			return -1;
+		return got;
+	}
+	snprintf(
+	    path, sizeof(path), "%s.reports-lock", h->uri + strlen("sqlite:"));
+	if ((h->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) ==
+	    -1) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(h->lockfd, LOCK_EX | LOCK_NB) == -1) {
+		close(h->lockfd);
+		h->lockfd = -1;
+		return 0;
+	}
+	return 1;
 }

@@ -92,9 +92,9 @@ struct dhist_period {
 
 /*
  * dhist_pending - the (policy domain, UTC day) pairs with rows that end
- * before `before` and were not yet sent to every destination (a pair is
- * listed until dhist_mark_sent() marked all its destinations). Returns how
- * many went into out (at most max), -1 with err on a store error.
+ * before `before` and are not done (listed until dhist_mark_done(), which
+ * authgate-reports calls once every destination was sent to or refused).
+ * Returns how many went into out (at most max), -1 with err.
  */
 int dhist_pending(struct dhist *, long long before, struct dhist_period *out,
     size_t max, char *err, size_t errlen);
@@ -120,9 +120,14 @@ int dhist_mark_sent(struct dhist *, const struct dhist_period *,
 int dhist_mark_done(
     struct dhist *, const struct dhist_period *, char *err, size_t errlen);
 
-/* dhist_prune - delete rows older than `before` that were reported (or
- * can never be); how many, or -1 */
+/* dhist_prune - delete every row older than `before` (dmarc_history_keep:
+ * reported long ago, or given up on); how many, or -1 */
 long long dhist_prune(
     struct dhist *, long long before, char *err, size_t errlen);
+
+/* dhist_try_lock - take the lock one authgate-reports run holds over the
+ * history (all hosts of a shared PostgreSQL one): 1 taken, 0 another run
+ * holds it, -1 error. Released by dhist_close. */
+int dhist_try_lock(struct dhist *, char *err, size_t errlen);
 
 #endif

@@ -52,13 +52,7 @@ snapshot_build(struct config *cfg, const struct snapshot *prev,
 	atomic_init(&s->refs, 1);
 	s->cfg = cfg;
 	s->checks = checks ? checks : checks_table;
-	dc.servers = (const char *const *)cfg->dns_servers.v;
-	dc.nservers = cfg->dns_servers.n;
-	dc.timeout_ms = cfg->dns_timeout_ms;
-	dc.cache_size = cfg->dns_cache_size;
-	dc.max_ttl_ms = cfg->dns_cache_max_ttl_ms;
-	dc.error_ttl_ms = cfg->dns_error_ttl_ms;
-	dc.trust_anchor = cfg->dns_trust_anchor;
+	config_dns_conf(cfg, &dc);
 	if (prev != NULL && prev->dns != NULL && dns_same_conf(prev->dns, &dc))
 		s->dns = dns_ref(prev->dns);
 	else if ((s->dns = dns_new(&dc, why, sizeof(why))) == NULL) {

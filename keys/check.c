@@ -40,13 +40,7 @@ check_resolver(const struct config *cfg)
 	struct dns *dns;
 	char why[512];
 
-	dc.servers = (const char *const *)cfg->dns_servers.v;
-	dc.nservers = cfg->dns_servers.n;
-	dc.timeout_ms = cfg->dns_timeout_ms;
-	dc.cache_size = cfg->dns_cache_size;
-	dc.max_ttl_ms = cfg->dns_cache_max_ttl_ms;
-	dc.error_ttl_ms = cfg->dns_error_ttl_ms;
-	dc.trust_anchor = cfg->dns_trust_anchor;
+	config_dns_conf(cfg, &dc);
 	if ((dns = dns_new(&dc, why, sizeof(why))) == NULL)
 		keytool_err("%s: %s", cfg->file[0] ? cfg->file : "config", why);
 	return dns;

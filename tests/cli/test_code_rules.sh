@@ -8,7 +8,8 @@ F="$AUTHGATE_SRCDIR/filter"
 B="$AUTHGATE_BUILDDIR/filter"
 
 # 1. symbols we define must not use a library's prefix
-bad=$(nm --defined-only "$B/libauthgate.a" "$B/authgate" 2>/dev/null |
+bad=$(nm --defined-only "$B/libauthgate.a" "$B/authgate" \
+	"$B/authgate-reports" 2>/dev/null |
 	awk '$2 ~ /^[TDBR]$/ {print $3}' |
 	grep -E '^(dkim_|SPF_|smfi_|ub_|pcre2_|sqlite3_|mi_|PQ|MHD_)' | sort -u)
 is "no symbols in libraries' namespaces" "$bad" ""
@@ -40,7 +41,7 @@ for m in ("spf", "spf_dns", "spf_eval", "dkim_verify", "dkim_sign",
           "dkim_tables", "dkim_signer", "keys", "dmarc",
           "dmarc_history", "rules", "dnsbl", "mime", "metrics"):
     layer[m] = 3
-for m in ("milter", "cli", "main"):
+for m in ("milter", "cli", "main", "reports", "reports_xml"):
     layer[m] = 4
 bad = []
 srcs = [os.path.join(d, f) for d in (root, os.path.join(root, "util"))

@@ -136,8 +136,11 @@ test_roundtrip(void **state)
 	assert_int_equal(dhist_mark_done(h, &per[2], err, sizeof(err)), 0);
 	n = dhist_pending(h, day + 3600, per, 8, err, sizeof(err));
 	assert_int_equal(n, 2);
-	/* pruning keeps rows of periods not done */
-	assert_int_equal(dhist_prune(h, day + 86400, err, sizeof(err)), 1);
+	/* pruning removes the rows older than the limit, done or not: here
+	 * the one of two days ago */
+	assert_int_equal(dhist_prune(h, day - 86400, err, sizeof(err)), 1);
+	n = dhist_pending(h, day + 3600, per, 8, err, sizeof(err));
+	assert_int_equal(n, 1);
 	dhist_close(h);
 }
 
