@@ -318,14 +318,20 @@ signer_fold_tag(struct signer_fold *f, const char *tag)
 static void
 signer_fold_hlist(struct signer_fold *f, const char *list)
 {
-	const char *p = list, *colon = strchr(list, ':');
-	char first[80];
+	const char *p = list;
+	struct buf first = BUF_INIT;
+	size_t len = strcspn(p, ":");
 
-	/* "h=" stays with the first name (From: at most a few bytes) */
-	snprintf(first, sizeof(first), "h=%.*s",
-	    (int)(colon ? (size_t)(colon - p) + 1 : strlen(p)), p);
-	signer_fold_tag(f, first);
-	p += strlen(first) - 2;
+	/* "h=" stays with the first name and its colon, however long (FWS
+	 * may stand only around the colons: RFC 6376 3.5 h=) */
+	if (p[len] == ':')
+		len++;
+	buf_add(&first, "h=", 2);
+	buf_add(&first, p, len);
+	buf_addch(&first, '\0');
+	signer_fold_tag(f, first.data);
+	buf_release(&first);
+	p += len;
 	while (*p) {
 		const char *colon = strchr(p, ':');
 		size_t len = colon ? (size_t)(colon - p) + 1 : strlen(p);

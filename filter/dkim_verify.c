@@ -22,10 +22,17 @@ struct dkimv_lib {
 	DKIM_LIB *lib;
 };
 
+#define DKIMV_MAX_REFUSED 8 /* refused signatures reported one by one */
+
 struct dkimv_msg {
 	DKIM *h;
 	unsigned nsigs; /* DKIM-Signature headers seen */
 	bool done;	/* the body is no longer needed */
+	/* signatures kept from libopendkim (a malformed i=), reported by us */
+	const struct hdr *refused[DKIMV_MAX_REFUSED];
+	struct dkim_outcome refused_o[DKIMV_MAX_REFUSED];
+	size_t nrefused;
+	unsigned more_refused;
 };
 
 /* One DNS query libopendkim started through our hooks. */
@@ -37,6 +44,36 @@ struct dkimv_query {
 	int type;
 };
 
+/*
+ * dkimv_qp_ok - is v valid dkim-quoted-printable (RFC 6376 2.11): every
+ * "=" followed by two hex digits? libopendkim's decoder reads past the
+ * end of a value that ends in "=" or "=X", so such a signature is never
+ * handed to it.
+ */
+static bool
+dkimv_qp_ok(const char *v)
+{
+	for (; v != NULL && *v; v++)
+		if (*v == '=' &&
+		    (strchr("0123456789ABCDEF", v[1]) == NULL || v[1] == '\0' ||
+			strchr("0123456789ABCDEF", v[2]) == NULL ||
+			v[2] == '\0'))
+			return false;
+	return true;
+}
+
+/* dkimv_refused - a DKIM-Signature we keep away from libopendkim */
+static bool
+dkimv_refused(const struct msg *m, const struct hdr *h)
+{
+	size_t i;
+
+	for (i = 0; m->dkimv != NULL && i < m->dkimv->nrefused; i++)
+		if (m->dkimv->refused[i] == h)
+			return true;
+	return false;
+}
+
 /* dkimv_feed_headers - every stored header as "Name:value" (the value as
  * the MTA sent it: leading space and CRLF folds kept) */
 static DKIM_STAT
@@ -47,6 +84,8 @@ dkimv_feed_headers(DKIM *h, const struct msg *m)
 	DKIM_STAT st = DKIM_STAT_OK, rc;
 
 	for (hd = m->hdrs; hd != NULL; hd = hd->next) {
+		if (dkimv_refused(m, hd))
+			continue;
 		buf_reset(&b);
 		buf_add(&b, hd->name, hd->namelen);
 		buf_addch(&b, ':');
@@ -368,10 +407,30 @@ dkimv_on_header(struct msg *m, const struct hdr *h)
 		msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
 		return -1;
 	}
-	if (++m->dkimv->nsigs > m->cfg->dkim_max_signatures)
-		return 0;
 	d = dkimv_tag(m, h->value, h->valuelen, "d");
 	s = dkimv_tag(m, h->value, h->valuelen, "s");
+	if (!dkimv_qp_ok(dkimv_tag(m, h->value, h->valuelen, "i"))) {
+		struct dkimv_msg *v = m->dkimv;
+
+		if (v->nrefused == DKIMV_MAX_REFUSED) {
+			/* more than that: one header missing from the feed is
+			 * as good as another for libopendkim's sake */
+			v->more_refused++;
+			return 0;
+		}
+		v->refused[v->nrefused] = h;
+		memset(&v->refused_o[v->nrefused], 0, sizeof(v->refused_o[0]));
+		v->refused_o[v->nrefused].result = AG_DKIM_PERMERROR;
+		v->refused_o[v->nrefused].domain = d;
+		v->refused_o[v->nrefused].selector = s;
+		v->refused_o[v->nrefused].l = -1;
+		v->refused_o[v->nrefused].reason =
+		    "i= is not dkim-quoted-printable (RFC 6376 2.11)";
+		v->nrefused++;
+		return 0;
+	}
+	if (++m->dkimv->nsigs > m->cfg->dkim_max_signatures)
+		return 0;
 	if (d != NULL && s != NULL && *d && *s &&
 	    (name = arena_printf(m->arena, "%s._domainkey.%s", s, d)) != NULL)
 		msg_dns_start(m, name, AG_DNS_T_TXT); /* answer ready at eom */
@@ -603,7 +662,10 @@ dkimv_collect(struct msg *m, DKIM *h)
 			continue; /* not checked: counted in dkim_unchecked */
 		o->domain = (const char *)dkim_sig_getdomain(sigs[i]);
 		o->selector = (const char *)dkim_sig_getselector(sigs[i]);
-		o->algorithm = (const char *)dkim_sig_getalgorithm(sigs[i]);
+		/* the signature's own a=: libopendkim's algorithm is only
+		 * meaningful once it parsed a= (it says rsa-sha1 otherwise) */
+		o->algorithm = (const char *)dkim_sig_gettagvalue(
+		    sigs[i], false, (unsigned char *)"a");
 		bv = (const char *)dkim_sig_gettagvalue(
 		    sigs[i], false, (unsigned char *)"b");
 		o->b = dkimv_b8(m, bv);
@@ -626,6 +688,26 @@ dkimv_collect(struct msg *m, DKIM *h)
 	}
 }
 
+/* dkimv_add_refused - the signatures we kept from libopendkim, after
+ * the ones it checked */
+static void
+dkimv_add_refused(struct msg *m)
+{
+	struct dkimv_msg *v = m->dkimv;
+	struct dkim_outcome *all;
+
+	all = arena_allocarray(m->arena, m->ndkim + v->nrefused, sizeof(*all));
+	if (all == NULL) {
+		msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
+		return;
+	}
+	if (m->ndkim > 0)
+		memcpy(all, m->dkim, m->ndkim * sizeof(*all));
+	memcpy(all + m->ndkim, v->refused_o, v->nrefused * sizeof(*all));
+	m->dkim = all;
+	m->ndkim += v->nrefused;
+}
+
 /* dkimv_on_eom - the results */
 static int
 dkimv_on_eom(struct msg *m)
@@ -639,8 +721,18 @@ dkimv_on_eom(struct msg *m)
 		dkim_eom(m->dkimv->h, NULL);
 		dkimv_collect(m, m->dkimv->h);
 	}
+	if (m->dkimv != NULL && m->dkimv->nrefused > 0)
+		dkimv_add_refused(m);
 	for (i = 0; i < m->ndkim; i++)
 		dkimv_ar(m, &m->dkim[i]);
+	if (m->dkimv != NULL && m->dkimv->more_refused > 0 &&
+	    (r = msg_ar_new(m, "dkim", "permerror")) != NULL) {
+		r->reason = arena_printf(m->arena,
+		    "%u more signatures with an i= that is not "
+		    "dkim-quoted-printable",
+		    m->dkimv->more_refused);
+		msg_ar_add(m, r);
+	}
 	if (m->dkim_unchecked > 0 &&
 	    (r = msg_ar_new(m, "dkim", "neutral")) != NULL) {
 		r->reason = arena_printf(m->arena,
@@ -650,6 +742,7 @@ dkimv_on_eom(struct msg *m)
 		msg_ar_add(m, r);
 	}
 	if (m->ndkim == 0 && m->dkim_unchecked == 0 &&
+	    (m->dkimv == NULL || m->dkimv->more_refused == 0) &&
 	    (r = msg_ar_new(m, "dkim", "none")) != NULL)
 		msg_ar_add(m, r); /* RFC 8601 2.7.1: not signed */
 	return 0;

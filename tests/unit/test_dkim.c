@@ -915,6 +915,83 @@ test_many_signatures(void **state)
 	snapshot_release(v);
 }
 
+/* Signatures libopendkim must not see or misreports: an i= that ends in
+ * "=" (its decoder reads past the value: fuzz input dkim_verify-1), and
+ * the algorithm of a signature it refused early (dkim_verify-2). */
+static void
+test_odd_signatures(void **state)
+{
+	struct snapshot *v = snap_ok(NULL, 0);
+	struct result r;
+	const char *good =
+	    lib_sign(crlf(plain_msg), "rsa.pem", "rs", DKIM_SIGN_RSASHA256, -1);
+	char msg[16384];
+
+	(void)state;
+	snprintf(msg, sizeof(msg),
+	    "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=rs; "
+	    "h=from; bh=AAAA; b=AAAA; i=a=\r\n%s",
+	    good);
+	run(v, "203.0.113.5", NULL, msg, 4096, &r);
+	want_in("i= ending in =", r.ar, "dkim=permerror");
+	want_in("i= ending in =", r.ar, "not dkim-quoted-printable");
+	want_in("the good one still passes", r.ar, "dkim=pass");
+	snprintf(msg, sizeof(msg),
+	    "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=rs; "
+	    "t=1000; x=2000; h=from; bh=AAAA; b=AAAA\r\n%s",
+	    crlf(plain_msg));
+	run(v, "203.0.113.5", NULL, msg, 4096, &r);
+	want_in("expired", r.ar, "header.a=rsa-sha256");
+	if (strstr(r.ar, "rsa-sha1") != NULL)
+		fail_msg("expired signature reported as rsa-sha1: %s", r.ar);
+	snapshot_release(v);
+}
+
+/* A signed header name of any length stays whole in h= (RFC 6376 3.5:
+ * FWS only around the colons; fuzz input dkim_canon-1). */
+static void
+test_long_header_name(void **state)
+{
+	static const char name[] = "X-Long-Header-Name-Long-Header-Name-Long-"
+				   "Header-Name-Long-Header-Name-Long-Header-"
+				   "Name-X";
+	char ov_h[256], msg[1024], hv[2048];
+	const char *ov[3], *p, *e;
+	struct snapshot *s, *v = snap_ok(NULL, 0);
+	struct result r, rv;
+	size_t n = 0;
+
+	(void)state;
+	memcpy(ov, signing_ov("KeyTable", "SigningTable"), 2 * sizeof(char *));
+	snprintf(
+	    ov_h, sizeof(ov_h), "dkim_sign_headers=%s, From, Subject", name);
+	ov[2] = ov_h;
+	s = snap_ok(ov, 3);
+	snprintf(msg, sizeof(msg),
+	    "%s: long\nFrom: a@example.org\n"
+	    "Subject: x\n\nbody\n",
+	    name);
+	run(s, "127.0.0.1", NULL, crlf(msg), 4096, &r);
+	want_int("long name: signed", r.nsig_added, 2);
+	/* every h= entry is a name without white space inside */
+	for (p = r.signed_msg; (p = strstr(p, "h=")) != NULL; p++) {
+		if (p > r.signed_msg && p[-1] != ' ' && p[-1] != '\t')
+			continue;
+		for (e = p + 2, n = 0; *e && *e != ';' && n + 1 < sizeof(hv);
+		     e++)
+			if (*e != '\r' && *e != '\n')
+				hv[n++] = *e;
+		hv[n] = '\0';
+		if (strstr(hv, name) == NULL)
+			fail_msg("h= without the whole long name: %s", hv);
+	}
+	run(v, "203.0.113.5", NULL, r.signed_msg, 4096, &rv);
+	if (count(rv.ar, "dkim=pass") != 2)
+		fail_msg("long name: %s", rv.ar);
+	snapshot_release(s);
+	snapshot_release(v);
+}
+
 /* The RFC 8463 A.3 example: an Ed25519 and an RSA signature. */
 static void
 test_rfc8463_example(void **state)
@@ -969,6 +1046,8 @@ main(void)
 	    cmocka_unit_test(test_key_records),
 	    cmocka_unit_test(test_policies),
 	    cmocka_unit_test(test_many_signatures),
+	    cmocka_unit_test(test_odd_signatures),
+	    cmocka_unit_test(test_long_header_name),
 	    cmocka_unit_test(test_rfc8463_example),
 	};
 
