@@ -73,6 +73,17 @@ wait_port() {
 	return 1
 }
 
+# wait_file PATH [SECONDS] - until the file exists and is not empty
+wait_file() {
+	i=0
+	while [ ! -s "$1" ]; do
+		[ $i -ge $((${2:-10} * 20)) ] && return 1
+		sleep 0.05
+		i=$((i + 1))
+	done
+	return 0
+}
+
 # wait_gone PID [SECONDS] - until the process has exited
 wait_gone() {
 	i=0

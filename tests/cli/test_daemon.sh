@@ -31,7 +31,8 @@ PORT=$(free_port)
 printf 'authserv_id = mx.authgate.test\ndrain_timeout = 20s\n' > "$T/d1.conf"
 start_daemon d1 "inet:$PORT@127.0.0.1"
 ok "daemon listens on its loopback port" wait_port "$PORT"
-ok "pid file written" test -s "$T/run-d1/authgate.pid"
+# (in the foreground the port is open before the pid file is written)
+ok "pid file written" wait_file "$T/run-d1/authgate.pid"
 is "pid file holds the daemon's pid" "$(cat "$T/run-d1/authgate.pid" 2>/dev/null)" "$DPID"
 if [ "$(id -u)" = 0 ]; then
 	is "runs as the configured user" "$(ps -o user= -p "$DPID" | tr -d ' ')" nobody
