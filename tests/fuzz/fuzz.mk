@@ -2,7 +2,8 @@
 #
 # Not an automake file: the fuzz build uses clang and its own sanitizer
 # flags, separate from the gcc build in build/. Every filter/*.c and
-# filter/util/*.c except main.c and milter.c is compiled with clang into
+# filter/util/*.c except main.c and milter.c (and the main file of any
+# other program, found by its main()) is compiled with clang into
 # $(OUT)/libauthgate-fuzz.a, so a new module is picked up without editing
 # this file. Each tests/fuzz/fuzz_<name>.c becomes $(OUT)/fuzz_<name>.
 # util/arena.c is replaced by tests/fuzz/arena_malloc.c (one malloc per
@@ -12,12 +13,20 @@
 # what changed.
 #
 #   make -f tests/fuzz/fuzz.mk TOP=/path/to/repo OUT=/path/to/build-fuzz \
-#       AG_INCLUDE=/dir/with/autoconf.h
+#       AG_INCLUDE=/dir/with/autoconf.h DEP_CFLAGS=... DEP_LIBS=...
+#
+# DEP_CFLAGS and DEP_LIBS are the third-party flags configure found
+# (AG_DEP_CFLAGS, AG_DEP_LIBS of the configured filter/Makefile; run.sh
+# reads them), so a module that needs a new library builds here as soon
+# as configure knows it. The defaults serve a tree never configured.
 
 TOP ?= .
 OUT ?= $(TOP)/build-fuzz
 AG_INCLUDE ?= $(TOP)/build
 FUZZ_ARENA ?= malloc
+DEP_CFLAGS ?= -I/usr/include/libmilter -I/usr/include/opendkim \
+	-I/usr/include/postgresql
+DEP_LIBS ?=
 
 CC := clang
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined
@@ -25,10 +34,15 @@ OPT := -g -O1 -fno-omit-frame-pointer
 WARN := -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 # -D_FORTIFY_SOURCE is left out on purpose: it hides accesses from ASan.
 CPPFLAGS := -D_GNU_SOURCE -U_FORTIFY_SOURCE -I$(TOP)/filter -I$(AG_INCLUDE) \
-	-I/usr/include/libmilter -I/usr/include/opendkim
+	$(DEP_CFLAGS)
 CFLAGS := -std=gnu11 $(OPT) $(WARN) $(FUZZ_EXTRA_CFLAGS)
 
-LIB_SRCS := $(filter-out $(TOP)/filter/main.c $(TOP)/filter/milter.c, \
+# Not the daemon's main.c and milter.c, nor the main file of another
+# program (a file that defines main(), such as reports.c).
+LPAREN := (
+MAIN_SRCS := $(shell grep -l '^main *[$(LPAREN)]' $(TOP)/filter/*.c 2>/dev/null)
+LIB_SRCS := $(filter-out $(TOP)/filter/main.c $(TOP)/filter/milter.c \
+	$(MAIN_SRCS), \
 	$(wildcard $(TOP)/filter/*.c) $(wildcard $(TOP)/filter/util/*.c))
 ifneq ($(FUZZ_ARENA),real)
 LIB_SRCS := $(filter-out $(TOP)/filter/util/arena.c,$(LIB_SRCS))
@@ -42,20 +56,24 @@ FUZZ_BINS := $(patsubst $(TOP)/tests/fuzz/%.c,$(OUT)/%,$(FUZZ_SRCS))
 LIB := $(OUT)/libauthgate-fuzz.a
 LIBS_TXT := $(OUT)/libs.txt
 
-# Switching FUZZ_ARENA must rebuild the archive: the mode is a file that
-# changes only when the mode does.
-MODE := $(OUT)/arena-mode
-$(shell mkdir -p $(OUT); echo $(FUZZ_ARENA) | cmp -s - $(MODE) || \
-	echo $(FUZZ_ARENA) >$(MODE))
+# Other flags or another FUZZ_ARENA must rebuild everything: they are
+# written to a file that changes only when they do, and every object
+# depends on it.
+MODE := $(OUT)/build-flags
+$(shell mkdir -p $(OUT); \
+	echo '$(FUZZ_ARENA) $(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) $(DEP_LIBS)' | \
+	cmp -s - $(MODE) || \
+	echo '$(FUZZ_ARENA) $(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) $(DEP_LIBS)' \
+	>$(MODE))
 
 all: $(FUZZ_BINS)
 
-$(OUT)/obj/filter/%.o: $(TOP)/filter/%.c
+$(OUT)/obj/filter/%.o: $(TOP)/filter/%.c $(MODE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -fsanitize=fuzzer-no-link \
 	    -MMD -MP -c -o $@ $<
 
-$(OUT)/obj/fuzz/%.o: $(TOP)/tests/fuzz/%.c
+$(OUT)/obj/fuzz/%.o: $(TOP)/tests/fuzz/%.c $(MODE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -fsanitize=fuzzer-no-link \
 	    -I$(TOP)/tests/fuzz -MMD -MP -c -o $@ $<
@@ -73,10 +91,10 @@ $(LIBS_TXT): $(LIB) $(TOP)/tests/fuzz/needed-libs.sh
 
 $(OUT)/fuzz_%: $(OUT)/obj/fuzz/fuzz_%.o $(LIB) $(LIBS_TXT)
 	$(CC) $(SAN) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(LIB) \
-	    -Wl,--as-needed $$(cat $(LIBS_TXT)) -lpthread
+	    -Wl,--as-needed $$(cat $(LIBS_TXT)) $(DEP_LIBS) -lpthread
 
 # fuzz_pipeline answers DNS with the unit tests' fake server.
-$(OUT)/obj/unit/fakedns.o: $(TOP)/tests/unit/fakedns.c
+$(OUT)/obj/unit/fakedns.o: $(TOP)/tests/unit/fakedns.c $(MODE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -MMD -MP -c -o $@ $<
 

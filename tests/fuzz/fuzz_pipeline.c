@@ -14,7 +14,8 @@
  *   C: DNS to the unit tests' fake server (tests/unit/fakedns.c) on
  *      127.0.0.1, serving the small zone below (SPF records with include,
  *      redirect, mx, a, ptr, exists, macros, exp, loops, void lookups,
- *      SERVFAIL, a dropped query), so the checks get real answers for the
+ *      SERVFAIL, a dropped query; DKIM keys of tests/data/dkim, revoked
+ *      and broken ones), so the checks get real answers for the
  *      domains, addresses and HELO names the input chooses; SPF verdicts
  *      reject/tempfail and a Received-SPF header are switched on.
  *
@@ -164,6 +165,25 @@ static const struct {
     {"dropped.example", AG_DNS_T_TXT, "v=spf1 include:drop.example -all"},
     {"notspf.example", AG_DNS_T_TXT, "v=spf10 -all"},
     {"helo.example", AG_DNS_T_TXT, "v=spf1 ip4:192.0.2.1 -all"},
+    /* DKIM keys of tests/data/dkim (messages/with-*dkim-signature.eml,
+     * vectors/rfc8463/signed.msg), and broken ones */
+    {"list._domainkey.lists.example.org", AG_DNS_T_TXT,
+	"v=DKIM1; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRi"
+	"Gs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutA"
+	"CDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2E"
+	"eC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB"},
+    {"brisbane._domainkey.football.example.com", AG_DNS_T_TXT,
+	"v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
+    {"test._domainkey.football.example.com", AG_DNS_T_TXT,
+	"v=DKIM1; g=*; k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQo"
+	"BTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y"
+	"3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLz"
+	"BfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB"},
+    {"revoked._domainkey.example.org", AG_DNS_T_TXT, "v=DKIM1; p="},
+    {"bad._domainkey.example.org", AG_DNS_T_TXT,
+	"v=DKIM1; k=rsa; h=md5; p=!!not-base64!!"},
+    {"split._domainkey.example.org", AG_DNS_T_TXT,
+	"v=DKIM1; k=ed25519; |p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
 };
 
 /* fuzz_fakedns - start the server of snapshot C; its port */

@@ -214,6 +214,18 @@ def seeds():
                                     "<u@notspf.example>",
                                     "<u@zero.example>",
                                     "<u@split.example>"))
+    # snapshot C: DKIM-signed messages whose keys the zone has
+    dkim = os.path.join(HERE, "..", "data", "dkim")
+    for name, path, sender in (
+            ("dkim-list", "messages/with-dkim-signature.eml",
+             "<team-bounces@lists.example.org>"),
+            ("dkim-broken", "messages/with-broken-dkim-signature.eml",
+             "<team-bounces@lists.example.org>"),
+            ("dkim-rfc8463", "vectors/rfc8463/signed.msg",
+             "<joe@football.example.com>")):
+        s[name] = (8, connect(ip="198.51.100.7", name="lists.example.org")
+                   + envelope(sender=sender)
+                   + message_ops(os.path.join(dkim, path)) + [("eom",)])
     return s
 
 

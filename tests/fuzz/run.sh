@@ -1,7 +1,7 @@
 #!/bin/bash
 # tests/fuzz/run.sh - build and run the libFuzzer targets.
 #
-#   run.sh build                 build every target into build-fuzz/
+#   run.sh build [TARGET...]     build the targets (all) into build-fuzz/
 #   run.sh TARGET SECONDS        fuzz one target (config, ar, ... or
 #                                fuzz_config, ...) for SECONDS
 #   run.sh all SECONDS           fuzz every target for SECONDS each
@@ -22,11 +22,13 @@
 # working corpus.
 # Environment: FUZZ_PARALLEL=N runs N targets at a time (default 1);
 # FUZZ_JOBS=N compiles with make -jN (default 2); AG_BUILD_DIR is the
-# configured build tree holding autoconf.h (default build/; a stub is made
-# when there is none); FUZZ_ARENA=real links filter/util/arena.c instead
+# configured build tree holding autoconf.h and, in filter/Makefile, the
+# libraries' flags (default build/; without one a stub autoconf.h and
+# default flags are used); FUZZ_ARENA=real links filter/util/arena.c instead
 # of tests/fuzz/arena_malloc.c (see there).
 # Exit status: 0 clean, 1 a target crashed (or hit a timeout, a leak or
-# the memory limit), 2 usage or build error.
+# the memory limit), 2 usage or build error (a target that does not
+# compile is reported as such; the others still run).
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -57,8 +59,8 @@ max_len() {
 	dns_rr) echo 600 ;;	# rdata is at most 512 bytes in practice
 	cidr) echo 1024 ;;
 	ar) echo 4096 ;;
-	config) echo 8192 ;;
-	rfc5322 | pipeline) echo 16384 ;;
+	config | dkim_canon) echo 8192 ;;
+	rfc5322 | pipeline | dkim_verify) echo 16384 ;;
 	*) echo 4096 ;;
 	esac
 }
@@ -70,9 +72,14 @@ have_libfuzzer() {
 	    clang -x c -fsanitize=fuzzer,address -o /dev/null - >/dev/null 2>&1
 }
 
-# build - compile everything that changed
+# build [NAME...] - compile what changed for these targets (default: all).
+# make -k goes on past a target that does not compile, so the others still
+# run: build_failed lists the ones left without an up-to-date binary.
+# Returns 1 when any failed (the log is in $out/build.log).
+build_failed=
 build() {
-	local inc=${AG_BUILD_DIR:-$top/build} t0 t1 jobs=${FUZZ_JOBS:-2}
+	local inc=${AG_BUILD_DIR:-$top/build} t0 t1 jobs=${FUZZ_JOBS:-2} t
+	local goals=() mk dep=() v
 
 	command -v clang >/dev/null || {
 		echo "run.sh: clang not found" >&2
@@ -86,17 +93,46 @@ build() {
 		[ -f "$inc/autoconf.h" ] ||
 			echo '#define PACKAGE_VERSION "fuzz"' >"$inc/autoconf.h"
 	fi
+	# The third-party flags configure found, when there is a build tree.
+	if [ -f "$inc/filter/Makefile" ]; then
+		v=$(sed -n 's/^AG_DEP_CFLAGS = *//p' "$inc/filter/Makefile")
+		[ -n "$v" ] && dep+=(DEP_CFLAGS="$v")
+		v=$(sed -n 's/^AG_DEP_LIBS = *//p' "$inc/filter/Makefile")
+		[ -n "$v" ] && dep+=(DEP_LIBS="$v")
+	fi
+	[ $# -gt 0 ] || set -- $(targets)
+	for t in "$@"; do
+		goals+=("$out/fuzz_$t")
+	done
+	mk=(make -f "$here/fuzz.mk" TOP="$top" OUT="$out" AG_INCLUDE="$inc"
+	    "${dep[@]}")
 	t0=$(date +%s.%N)
+	build_failed=
 	# One build at a time in $out: a second run.sh waits for the first.
-	if ! flock "$out/.build.lock" make -f "$here/fuzz.mk" -j"$jobs" \
-		TOP="$top" OUT="$out" AG_INCLUDE="$inc" >"$out/build.log" 2>&1; then
-		tail -n 40 "$out/build.log" >&2
-		echo "run.sh: build failed, see $out/build.log" >&2
-		exit 2
+	if ! flock "$out/.build.lock" "${mk[@]}" -k -j"$jobs" "${goals[@]}" \
+		>"$out/build.log" 2>&1; then
+		for t in "$@"; do
+			"${mk[@]}" -q "$out/fuzz_$t" >/dev/null 2>&1 ||
+			    build_failed="$build_failed $t"
+		done
+		build_failed=${build_failed# }
+		grep -E 'error:|Error [0-9]' "$out/build.log" | head -n 10 >&2
+		echo "run.sh: build failed for: ${build_failed:-?}" \
+		    "(see $out/build.log)" >&2
+		[ -n "$build_failed" ] || build_failed="$*"
+		return 1
 	fi
 	t1=$(date +%s.%N)
 	echo "build: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')s" \
 	    "($(grep -c -- ' -c -o ' "$out/build.log") files compiled)" >&2
+}
+
+# failed_build NAME - did NAME fail to build?
+failed_build() {
+	case " $build_failed " in
+	*" $1 "*) return 0 ;;
+	esac
+	return 1
 }
 
 # make_dict NAME - the dictionary file for a target (may print nothing):
@@ -189,6 +225,11 @@ run_many() {
 	shift 2
 	for name in "$@"; do
 		rm -f "$logs/$name.result" "$logs/$name.log.busy"
+		if failed_build "$name"; then
+			mkdir -p "$logs"
+			echo "98 0 0 0 0 0 -" >"$logs/$name.result"
+			continue
+		fi
 		fuzz_one "$name" "$secs" "$mode" &
 		n=$((n + 1))
 		if [ "$n" -ge "$par" ]; then
@@ -204,6 +245,18 @@ run_many() {
 			read -r rc execs eps cov ft units crash <"$logs/$name.result"
 		else
 			rc=99 execs=0 eps=0 cov=0 ft=0 units=0 crash=-
+		fi
+		if [ "$rc" = 98 ]; then
+			bad=2
+			if [ "$mode" = smoke ]; then
+				echo "not ok $i - fuzz_$name: does not build"
+			else
+				echo "fuzz_$name: does not build"
+			fi
+			grep 'error:' "$out/build.log" |
+			    grep -E "fuzz_$name\.c|/filter/" | head -n 3 |
+			    sed 's/^/# /'
+			continue
 		fi
 		if [ "$mode" = smoke ]; then
 			if [ "$rc" = 0 ]; then
@@ -221,7 +274,7 @@ run_many() {
 		grep -ao 'fuzz: known bug [^ ]* hit' "$logs/$name.log" 2>/dev/null |
 		    sort -u | sed 's/^fuzz: \(.*\)/# \1 (reported, not counted: see tests\/fuzz\/crashes)/'
 		if [ "$rc" != 0 ]; then
-			bad=1
+			[ "$bad" = 2 ] || bad=1
 			echo "# crash file: $crash"
 			echo "# log: $logs/$name.log"
 			report_lines "$logs/$name.log" | sed 's/^/#   /'
@@ -246,7 +299,12 @@ repro() {
 [ $# -ge 1 ] || usage
 case $1 in
 build)
-	build
+	shift
+	for t in "$@"; do
+		short "$t" >/dev/null || exit 2
+	done
+	# shellcheck disable=SC2046
+	build $(for t in "$@"; do short "$t"; done) || exit 2
 	;;
 list)
 	targets
@@ -254,7 +312,7 @@ list)
 repro)
 	shift
 	[ $# -ge 1 ] || usage
-	build
+	build || true # repro reports a target it cannot run
 	repro "$@"
 	;;
 all | smoke)
@@ -264,14 +322,8 @@ all | smoke)
 		echo "1..0 # SKIP clang with libFuzzer (-fsanitize=fuzzer) not available"
 		exit 0
 	fi
-	if [ "$1" = smoke ]; then
-		(build) || {
-			echo "Bail out! fuzz build failed, see $out/build.log"
-			exit 2
-		}
-	else
-		build
-	fi
+	# A target that does not compile is reported; the others still run.
+	build || true
 	if [ "$1" = smoke ]; then
 		work=$out/smoke/$$
 		logs=$work/logs
@@ -292,7 +344,7 @@ all | smoke)
 *)
 	[ $# -eq 2 ] && [ "$2" -gt 0 ] 2>/dev/null || usage
 	name=$(short "$1") || exit 2
-	build
+	build "$name" || exit 2
 	run_many corpus "$2" "$name"
 	exit $?
 	;;
