@@ -28,8 +28,10 @@ struct dkimv_msg {
 	DKIM *h;
 	unsigned nsigs; /* DKIM-Signature headers seen */
 	bool done;	/* the body is no longer needed */
-	/* signatures kept from libopendkim (a malformed i=), reported by us */
-	const struct hdr *refused[DKIMV_MAX_REFUSED];
+	/* signatures kept from libopendkim (a malformed i=), in header
+	 * order; the first DKIMV_MAX_REFUSED are reported one by one */
+	const struct hdr **refused;
+	size_t nref, capref;
 	struct dkim_outcome refused_o[DKIMV_MAX_REFUSED];
 	size_t nrefused;
 	unsigned more_refused;
@@ -62,18 +64,6 @@ dkimv_qp_ok(const char *v)
 	return true;
 }
 
-/* dkimv_refused - a DKIM-Signature we keep away from libopendkim */
-static bool
-dkimv_refused(const struct msg *m, const struct hdr *h)
-{
-	size_t i;
-
-	for (i = 0; m->dkimv != NULL && i < m->dkimv->nrefused; i++)
-		if (m->dkimv->refused[i] == h)
-			return true;
-	return false;
-}
-
 /* dkimv_feed_headers - every stored header as "Name:value" (the value as
  * the MTA sent it: leading space and CRLF folds kept) */
 static DKIM_STAT
@@ -83,9 +73,15 @@ dkimv_feed_headers(DKIM *h, const struct msg *m)
 	struct buf b = BUF_INIT;
 	DKIM_STAT st = DKIM_STAT_OK, rc;
 
+	size_t r = 0;
+
 	for (hd = m->hdrs; hd != NULL; hd = hd->next) {
-		if (dkimv_refused(m, hd))
+		/* refused ones are listed in header order */
+		if (m->dkimv != NULL && r < m->dkimv->nref &&
+		    m->dkimv->refused[r] == hd) {
+			r++;
 			continue;
+		}
 		buf_reset(&b);
 		buf_add(&b, hd->name, hd->namelen);
 		buf_addch(&b, ':');
@@ -393,6 +389,81 @@ dkimv_tag(struct msg *m, const char *v, size_t len, const char *t)
 	return NULL;
 }
 
+/* dkimv_i_ok - at most one i= and it is dkim-quoted-printable (RFC 6376
+ * 3.2: no tag twice; 2.11); libopendkim would decode the last one */
+static bool
+dkimv_i_ok(struct msg *m, const char *v, size_t len)
+{
+	size_t i = 0, n = 0;
+
+	while (i < len) {
+		size_t start, vs, ve;
+
+		while (i < len &&
+		    (str_isspace((unsigned char)v[i]) || v[i] == ';'))
+			i++;
+		start = i;
+		while (i < len && v[i] != '=' && v[i] != ';')
+			i++;
+		if (i >= len || v[i] != '=') {
+			while (i < len && v[i] != ';')
+				i++;
+			continue;
+		}
+		ve = i;
+		while (ve > start && str_isspace((unsigned char)v[ve - 1]))
+			ve--;
+		vs = ++i;
+		while (i < len && v[i] != ';')
+			i++;
+		if (ve - start == 1 && v[start] == 'i') {
+			const char *p = v + vs;
+			size_t pl = i - vs;
+
+			str_trim(&p, &pl);
+			if (++n > 1 ||
+			    !dkimv_qp_ok(arena_strndup(m->arena, p, pl)))
+				return false;
+		}
+	}
+	return true;
+}
+
+/* dkimv_refuse - keep a signature from libopendkim, report it ourselves */
+static int
+dkimv_refuse(struct msg *m, const struct hdr *h, const char *d, const char *s)
+{
+	struct dkimv_msg *v = m->dkimv;
+	struct dkim_outcome *o;
+
+	if (v->nref == v->capref) {
+		size_t cap = v->capref ? 2 * v->capref : 8;
+		const struct hdr **n =
+		    arena_allocarray(m->arena, cap, sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		if (v->nref > 0)
+			memcpy(n, v->refused, v->nref * sizeof(*n));
+		v->refused = n;
+		v->capref = cap;
+	}
+	v->refused[v->nref++] = h;
+	if (v->nrefused == DKIMV_MAX_REFUSED) {
+		v->more_refused++;
+		return 0;
+	}
+	o = &v->refused_o[v->nrefused++];
+	memset(o, 0, sizeof(*o));
+	o->result = AG_DKIM_PERMERROR;
+	o->domain = d;
+	o->selector = s;
+	o->l = -1;
+	o->reason = "i= given twice or not dkim-quoted-printable (RFC 6376 "
+		    "3.2, 2.11)";
+	return 0;
+}
+
 /* dkimv_on_header - note signatures, start their key lookups now */
 static int
 dkimv_on_header(struct msg *m, const struct hdr *h)
@@ -409,24 +480,11 @@ dkimv_on_header(struct msg *m, const struct hdr *h)
 	}
 	d = dkimv_tag(m, h->value, h->valuelen, "d");
 	s = dkimv_tag(m, h->value, h->valuelen, "s");
-	if (!dkimv_qp_ok(dkimv_tag(m, h->value, h->valuelen, "i"))) {
-		struct dkimv_msg *v = m->dkimv;
-
-		if (v->nrefused == DKIMV_MAX_REFUSED) {
-			/* more than that: one header missing from the feed is
-			 * as good as another for libopendkim's sake */
-			v->more_refused++;
-			return 0;
+	if (!dkimv_i_ok(m, h->value, h->valuelen)) {
+		if (dkimv_refuse(m, h, d, s) == -1) {
+			msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
+			return -1;
 		}
-		v->refused[v->nrefused] = h;
-		memset(&v->refused_o[v->nrefused], 0, sizeof(v->refused_o[0]));
-		v->refused_o[v->nrefused].result = AG_DKIM_PERMERROR;
-		v->refused_o[v->nrefused].domain = d;
-		v->refused_o[v->nrefused].selector = s;
-		v->refused_o[v->nrefused].l = -1;
-		v->refused_o[v->nrefused].reason =
-		    "i= is not dkim-quoted-printable (RFC 6376 2.11)";
-		v->nrefused++;
 		return 0;
 	}
 	if (++m->dkimv->nsigs > m->cfg->dkim_max_signatures)
@@ -728,7 +786,7 @@ dkimv_on_eom(struct msg *m)
 	if (m->dkimv != NULL && m->dkimv->more_refused > 0 &&
 	    (r = msg_ar_new(m, "dkim", "permerror")) != NULL) {
 		r->reason = arena_printf(m->arena,
-		    "%u more signatures with an i= that is not "
+		    "%u more signatures with an i= given twice or not "
 		    "dkim-quoted-printable",
 		    m->dkimv->more_refused);
 		msg_ar_add(m, r);

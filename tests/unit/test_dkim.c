@@ -936,6 +936,32 @@ test_odd_signatures(void **state)
 	want_in("i= ending in =", r.ar, "dkim=permerror");
 	want_in("i= ending in =", r.ar, "not dkim-quoted-printable");
 	want_in("the good one still passes", r.ar, "dkim=pass");
+	/* i= twice, the last one bad (libopendkim decodes the last) */
+	snprintf(msg, sizeof(msg),
+	    "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=rs; "
+	    "h=from; bh=AAAA; b=AAAA; i=@example.org; i=a=\r\n%s",
+	    crlf(plain_msg));
+	run(v, "203.0.113.5", NULL, msg, 4096, &r);
+	want_in("i= twice", r.ar, "dkim=permerror");
+	if (count(r.ar, "dkim=") != 1)
+		fail_msg("i= twice: %s", r.ar);
+	/* more bad ones than are reported one by one: none reaches
+	 * libopendkim, each is counted once */
+	{
+		size_t n = 0;
+		int k;
+
+		for (k = 0; k < 9; k++)
+			n += (size_t)snprintf(msg + n, sizeof(msg) - n,
+			    "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; "
+			    "s=rs; h=from; bh=AAAA; b=AAAA; i=a=\r\n");
+		snprintf(msg + n, sizeof(msg) - n, "%s", crlf(plain_msg));
+		run(v, "203.0.113.5", NULL, msg, 4096, &r);
+		if (count(r.ar, "dkim=permerror") != 9 ||
+		    strstr(r.ar, "1 more signatures with a bad i=") == NULL ||
+		    strstr(r.ar, "header.i") != NULL)
+			fail_msg("nine bad i=: %s", r.ar);
+	}
 	snprintf(msg, sizeof(msg),
 	    "DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=rs; "
 	    "t=1000; x=2000; h=from; bh=AAAA; b=AAAA\r\n%s",
