@@ -169,6 +169,9 @@ cli_feed_body(struct msg *m, const char *p, size_t len)
 			buf_reset(&out);
 		}
 	}
+	/* an MTA ends every message with a line end */
+	if (len > 0 && p[len - 1] != '\n')
+		buf_add(&out, "\r\n", 2);
 	if (out.len)
 		msg_body(m, (const unsigned char *)out.data, out.len);
 	buf_release(&out);

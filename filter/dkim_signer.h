@@ -14,8 +14,9 @@
  * The output matches libopendkim's: tags v, a, c, d, s, t, [x], bh, h, b;
  * h= names the signed headers top to bottom, then each oversigned name
  * once more. The body is hashed as it streams (RFC 6376 3.4.3, 3.4.4),
- * never kept; a bare LF ends a line and a missing final CRLF is added,
- * as libopendkim does with DKIM_LIBFLAGS_FIXCRLF. One signer per message
+ * never kept. Lines end in CRLF; a bare CR is content, as RFC 6376 and
+ * every verifier read it (a bare LF, which no MTA delivers, ends a line;
+ * a missing final CRLF is added, as 3.4.3 and 3.4.4 say). One signer per message
  * and key, one thread at a time; the key may be shared by all threads.
  */
 #ifndef AG_DKIM_SIGNER_H

@@ -296,7 +296,9 @@ static int
 dkimv_load(struct snapshot *s, struct buf *err)
 {
 	const struct config *cfg = s->cfg;
-	unsigned flags = DKIM_LIBFLAGS_BADSIGHANDLES | DKIM_LIBFLAGS_FIXCRLF;
+	/* no FIXCRLF: a bare CR inside a line is content (RFC 6376 3.4.4
+	 * counts CRLF only), as for dkimpy and our signer */
+	unsigned flags = DKIM_LIBFLAGS_BADSIGHANDLES;
 	unsigned secs = (unsigned)((cfg->dns_timeout_ms + 999) / 1000);
 	unsigned minbits = 0;
 	DKIM_LIB *lib;

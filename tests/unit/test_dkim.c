@@ -268,6 +268,9 @@ run(struct snapshot *s, const char *ip, const char *auth, const char *text,
 	for (b = off; b < len; b += chunk)
 		msg_body(m, (const unsigned char *)text + b,
 		    len - b < chunk ? len - b : chunk);
+	/* as an MTA: the body ends with a line end (not kept in text) */
+	if (len > off && text[len - 1] != '\n')
+		msg_body(m, (const unsigned char *)"\r\n", 2);
 	msg_eom(m);
 	r->action = (int)m->verdict.action;
 	r->errors = m->errors;
@@ -958,7 +961,7 @@ test_odd_signatures(void **state)
 		snprintf(msg + n, sizeof(msg) - n, "%s", crlf(plain_msg));
 		run(v, "203.0.113.5", NULL, msg, 4096, &r);
 		if (count(r.ar, "dkim=permerror") != 9 ||
-		    strstr(r.ar, "1 more signatures with a bad i=") == NULL ||
+		    strstr(r.ar, "1 more signatures with an i= given twice") == NULL ||
 		    strstr(r.ar, "header.i") != NULL)
 			fail_msg("nine bad i=: %s", r.ar);
 	}
