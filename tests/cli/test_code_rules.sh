@@ -39,7 +39,8 @@ for m in ("config", "snapshot", "msgctx", "checks", "policy"):
     layer[m] = 2
 for m in ("spf", "spf_dns", "spf_eval", "dkim_verify", "dkim_sign",
           "dkim_tables", "dkim_signer", "keys", "dmarc",
-          "dmarc_history", "rules", "dnsbl", "mime", "metrics"):
+          "dmarc_history", "rules", "dnsbl", "mime", "mime_int", "mime_conv",
+          "mime_hdr", "mime_text", "mime_uri", "metrics"):
     layer[m] = 3
 for m in ("milter", "cli", "main", "reports", "reports_xml"):
     layer[m] = 4
