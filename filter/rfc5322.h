@@ -46,8 +46,8 @@ struct rfc5322_addr {
  * (From, Sender, Reply-To; RFC 5322 3.4 with the obsolete forms of 4.4:
  * display names, quoted strings, nested comments, groups, source routes).
  * Returns the number of mailboxes (0 for an empty group), or -1 when the
- * value is not an address list; out holds at most max entries (copies in
- * the arena).
+ * value is not an address list or holds more than max (or
+ * AG_R5322_MAX_ADDRS) mailboxes; out gets them (copies in the arena).
  */
 int rfc5322_addr_list(struct arena *, const char *value, size_t len,
     struct rfc5322_addr *out, size_t max);
