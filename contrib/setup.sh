@@ -18,7 +18,8 @@ BUILD_PKGS="build-essential autoconf automake pkg-config
 TEST_PKGS="postfix sasl2-bin swaks knot-dnsutils python3 python3-milter
  python3-dnslib python3-dnspython python3-dkim python3-spf python3-nacl
  python3-yaml opendkim opendkim-tools
- clang libclang-rt-14-dev libxml2-utils postgresql"
+ clang libclang-rt-14-dev libxml2-utils postgresql
+ debhelper dpkg-dev systemd"
 
 apt_install() {
 	missing=""
