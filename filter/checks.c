@@ -10,12 +10,14 @@
 #include "dkim_sign.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
+#include "rules.h"
 #include "spf.h"
 
 const struct check *const checks_table[] = {
     &spf_check,
     &dkimv_check,
     &dmarc_check,
+    &rules_check,
     &dkims_check,
     NULL,
 };

@@ -31,7 +31,8 @@ struct cli_opts {
 	const char **rcpts;
 	size_t nrcpts;
 	const char *auth_user;
-	const char *file;
+	char **files; /* the messages (none: stdin) */
+	size_t nfiles;
 	const char *output; /* --output: the message as delivered */
 };
 
@@ -44,7 +45,7 @@ cli_usage(FILE *fp)
 	    "IP\n"
 	    "           [--helo NAME] [--mail-from ADDR] [--rcpt ADDR]...\n"
 	    "           [--auth-user NAME] [--output FILE|-] "
-	    "[MESSAGE_FILE|-]\n");
+	    "[MESSAGE_FILE|-]...\n");
 }
 
 /* cli_parse - options; -1 on a usage error */
@@ -102,10 +103,10 @@ cli_parse(int argc, char **argv, struct cli_opts *o)
 			return -1;
 		}
 	}
-	if (optind < argc)
-		o->file = argv[optind++];
-	if (optind < argc) {
-		fprintf(stderr, "authgate check: one message at a time\n");
+	o->files = argv + optind;
+	o->nfiles = (size_t)(argc - optind);
+	if (o->nfiles > 1 && o->output != NULL) {
+		fprintf(stderr, "authgate check: --output takes one message\n");
 		return -1;
 	}
 	if (o->client_ip == NULL) {
@@ -243,6 +244,15 @@ cli_print(const struct msg *m, FILE *fp)
 	for (e = v->edits; e != NULL; e = e->next)
 		if (e->op == AG_EDIT_DELETE)
 			fprintf(fp, "removed: %s\n", e->name);
+	if (m->scored) {
+		size_t i;
+
+		fprintf(fp, "score: %.1f/%.1f\nrules: ", m->score,
+		    m->cfg->spam_header_score);
+		for (i = 0; i < m->nhits; i++)
+			fprintf(fp, "%s%s", i ? "," : "", m->hits[i].name);
+		fputc('\n', fp);
+	}
 	fprintf(fp, "action: %s", config_action_name(v->action));
 	if (v->rcode != NULL)
 		fprintf(fp, " %s %s %s", v->rcode, v->xcode, v->text);
@@ -337,16 +347,56 @@ cli_write(const struct msg *m, const char *path, const char *data, size_t len)
 	return 0;
 }
 
+/* cli_one - one message through the pipeline; 0, or 2 on an error */
+static int
+cli_one(const struct cli_opts *o, struct snapshot *snap, const char *file)
+{
+	struct buf data = BUF_INIT;
+	struct conn *c;
+	struct msg *m;
+	size_t i;
+	int rc = 2;
+
+	if (cli_read(file, &data) == -1)
+		goto out;
+	if ((c = conn_new(snap)) == NULL) {
+		fprintf(stderr, "authgate check: out of memory\n");
+		goto out;
+	}
+	conn_set_client(c, NULL, o->client_ip, NULL);
+	conn_set_helo(c, o->helo);
+	conn_connected(c);
+	if ((m = msg_new(c)) == NULL) {
+		fprintf(stderr, "authgate check: out of memory\n");
+		conn_free(c);
+		goto out;
+	}
+	msg_set_auth(m, o->auth_user);
+	msg_mail(m, o->mail_from ? o->mail_from : "<>");
+	for (i = 0; i < o->nrcpts; i++)
+		msg_rcpt(m, o->rcpts[i]);
+	cli_feed(m, data.data, data.len);
+	rc = 0;
+	if (o->output != NULL &&
+	    cli_write(m, o->output, data.data, data.len) == -1)
+		rc = 2;
+	/* with the message on stdout, the summary goes to stderr */
+	cli_print(
+	    m, o->output && strcmp(o->output, "-") == 0 ? stderr : stdout);
+	conn_free(c);
+out:
+	buf_release(&data);
+	return rc;
+}
+
 /* cli_check - `authgate check` */
 int
 cli_check(int argc, char **argv)
 {
 	struct cli_opts o;
-	struct buf err = BUF_INIT, data = BUF_INIT;
+	struct buf err = BUF_INIT;
 	struct config *cfg;
 	struct snapshot *snap;
-	struct conn *c;
-	struct msg *m;
 	unsigned char addr[16];
 	size_t i;
 	int rc = 2;
@@ -374,39 +424,15 @@ cli_check(int argc, char **argv)
 		fputs(err.data, stderr);
 		goto out;
 	}
-	if (cli_read(o.file, &data) == -1) {
-		snapshot_release(snap);
-		goto out;
-	}
-	if ((c = conn_new(snap)) == NULL) {
-		fprintf(stderr, "authgate check: out of memory\n");
-		snapshot_release(snap);
-		goto out;
-	}
-	conn_set_client(c, NULL, o.client_ip, NULL);
-	conn_set_helo(c, o.helo);
-	conn_connected(c);
-	if ((m = msg_new(c)) == NULL) {
-		fprintf(stderr, "authgate check: out of memory\n");
-		conn_free(c);
-		snapshot_release(snap);
-		goto out;
-	}
-	msg_set_auth(m, o.auth_user);
-	msg_mail(m, o.mail_from ? o.mail_from : "<>");
-	for (i = 0; i < o.nrcpts; i++)
-		msg_rcpt(m, o.rcpts[i]);
-	cli_feed(m, data.data, data.len);
 	rc = 0;
-	if (o.output != NULL &&
-	    cli_write(m, o.output, data.data, data.len) == -1)
-		rc = 2;
-	/* with the message on stdout, the summary goes to stderr */
-	cli_print(m, o.output && strcmp(o.output, "-") == 0 ? stderr : stdout);
-	conn_free(c);
+	for (i = 0; i < (o.nfiles ? o.nfiles : 1) && rc == 0; i++) {
+		if (o.nfiles > 1)
+			printf("file: %s\n", o.files[i]);
+		rc = cli_one(&o, snap, o.nfiles ? o.files[i] : NULL);
+		fflush(stdout);
+	}
 	snapshot_release(snap);
 out:
-	buf_release(&data);
 	buf_release(&err);
 	free(o.overrides);
 	free(o.rcpts);

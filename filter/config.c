@@ -33,6 +33,7 @@ enum conf_type {
 	CONF_ENUM,
 	CONF_LIST,
 	CONF_CIDR,
+	CONF_SCORE, /* a decimal number >= 0 (double) */
 };
 
 struct conf_word {
@@ -278,6 +279,21 @@ static const struct conf_param conf_params[] = {
 	OFF(dmarc_report_sendmail)},
     {"dmarc_report_suppress", CONF_LIST, "", 0, 0, NULL,
 	OFF(dmarc_report_suppress)},
+    {"rules_enable", CONF_BOOL, "yes", 0, 0, NULL, OFF(rules_enable)},
+    {"rules_builtin", CONF_BOOL, "yes", 0, 0, NULL, OFF(rules_builtin)},
+    {"rules_files", CONF_LIST, "", 0, 0, NULL, OFF(rules_files)},
+    {"rules_scan_limit", CONF_SIZE, "1m", 1024, 64 * 1048576LL, NULL,
+	OFF(rules_scan_limit)},
+    {"rules_match_limit", CONF_INT, "100000", 1000, 100000000, NULL,
+	OFF(rules_match_limit)},
+    {"rules_internal", CONF_BOOL, "no", 0, 0, NULL, OFF(rules_internal)},
+    {"rules_rdns", CONF_BOOL, "yes", 0, 0, NULL, OFF(rules_rdns)},
+    {"spam_header_score", CONF_SCORE, "5", 0, 1000, NULL,
+	OFF(spam_header_score)},
+    {"spam_quarantine_score", CONF_SCORE, "0", 0, 1000, NULL,
+	OFF(spam_quarantine_score)},
+    {"spam_reject_score", CONF_SCORE, "15", 0, 1000, NULL,
+	OFF(spam_reject_score)},
 };
 
 #define AG_CONF_N (sizeof(conf_params) / sizeof(conf_params[0]))
@@ -506,6 +522,23 @@ conf_set(
 		conf_list_free((struct strlist *)field);
 		conf_list_parse(value, (struct strlist *)field);
 		break;
+	case CONF_SCORE: {
+		char *end;
+		double d;
+
+		errno = 0;
+		d = strtod(value, &end);
+		if (end == value || *end != '\0' || errno != 0 || d < p->min ||
+		    d > p->max) {
+			snprintf(why, whylen,
+			    "'%s' is not a score from %lld to %lld", value,
+			    p->min, p->max);
+			return -1;
+		}
+		*(double *)field = d;
+		snprintf(canon, sizeof(canon), "%g", d);
+		break;
+	}
 	case CONF_CIDR: {
 		struct cidr_set *set;
 

@@ -114,6 +114,17 @@ struct config {
 	char *dmarc_report_sendmail;
 	struct strlist dmarc_report_suppress;
 	long long dmarc_history_keep_ms;
+	/* rules */
+	bool rules_enable;
+	bool rules_builtin;
+	struct strlist rules_files;
+	long long rules_scan_limit;
+	long long rules_match_limit;
+	bool rules_internal;
+	bool rules_rdns;
+	double spam_header_score;     /* X-Authgate-Spam, the threshold */
+	double spam_quarantine_score; /* 0: never */
+	double spam_reject_score;     /* 0: never */
 
 	char **raw; /* effective value text of each row, for -p */
 };

@@ -441,6 +441,14 @@ msg_log_summary(struct msg *m)
 		buf_addf(&b, " signed=%s", m->dkim_signed);
 	if (m->nar_remove)
 		buf_addf(&b, " removed_ar=%zu", m->nar_remove);
+	if (m->scored) {
+		size_t i;
+
+		buf_addf(&b, " score=%.1f", m->score);
+		for (i = 0; i < m->nhits; i++)
+			buf_addf(
+			    &b, "%s%s", i ? "," : " rules=", m->hits[i].name);
+	}
 	if (m->flags)
 		buf_addf(&b, " flags=0x%x", m->flags);
 	buf_addf(&b, " action=%s", config_action_name(v->action));

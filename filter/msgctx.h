@@ -152,8 +152,27 @@ struct add_hdr {
 	struct add_hdr *next;
 };
 
+/* Reverse DNS of the client, as the rules see it. */
+enum ag_rdns {
+	AG_RDNS_UNKNOWN = 0, /* not looked up (internal, disabled) */
+	AG_RDNS_NONE,	     /* no PTR record */
+	AG_RDNS_MISMATCH,    /* PTR names that do not resolve back */
+	AG_RDNS_OK,	     /* forward-confirmed (FCrDNS) */
+	AG_RDNS_TEMPERROR,   /* DNS failed: no conclusion */
+};
+
+/* A rule that hit (rules.c), for the report header, logs and the CLI. */
+struct rule_hit {
+	const char *name;
+	double score;
+	const char *describe;
+};
+
 struct spf_msg;
 struct dkimv_msg;
+struct dnsbl_conn;
+struct dnsbl_msg;
+struct rules_msg;
 struct dkims_msg;
 struct dmarc_msg;
 
@@ -180,7 +199,11 @@ struct conn {
 	const char *tls_version;
 	const char *cipher;
 	bool internal_ip; /* client address in internal_hosts */
-	bool failed;	  /* a connection fact was lost (out of memory):
+	/* reverse DNS of the client (dnsbl.c, for the rules) */
+	enum ag_rdns rdns;
+	const char *rdns_name; /* the PTR name, if any */
+	struct dnsbl_conn *dnsblc;
+	bool failed; /* a connection fact was lost (out of memory):
 			     every message gets AG_ERR_INTERNAL */
 	unsigned nmsgs;
 	struct msg *msg; /* the message in progress, if any */
@@ -223,7 +246,12 @@ struct msg {
 	struct dmarc_msg *dmarcm; /* dmarc.c's private state */
 	struct dkimv_msg *dkimv;  /* dkim_verify.c's private state */
 	struct dkims_msg *dkims;  /* dkim_sign.c's private state */
+	struct rules_msg *rulesm; /* rules.c's private state */
+	struct dnsbl_msg *dnsblm; /* dnsbl.c's private state */
+	bool scored;		  /* the rules ran: score is meaningful */
 	double score;
+	struct rule_hit *hits; /* rules that hit, scoring ones first */
+	size_t nhits;
 	struct verdict verdict;
 	struct timespec t_start;
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/arena.h"
+#include "util/buf.h"
 #include "util/str.h"
 #include "config.h"
 #include "dmarc_record.h"
@@ -57,6 +58,50 @@ policy_edit(struct msg *m, struct hdr_edit ***tailp, enum ag_edit op,
 	return e;
 }
 
+/* The headers the rules' verdict writes: any copy that arrives is forged. */
+static const char *const policy_spam_headers[] = {
+    "X-Authgate-Score", "X-Authgate-Spam", "X-Authgate-Report"};
+
+/* policy_spam_edits - delete every received X-Authgate-* header, and add
+ * ours: the score always, the flag and the report over the threshold */
+static int
+policy_spam_edits(struct msg *m, struct hdr_edit ***tail)
+{
+	const struct config *cfg = m->cfg;
+	const struct hdr *h;
+	struct buf b = BUF_INIT;
+	size_t i, k;
+	int n;
+
+	for (k = 0; k < 3; k++) {
+		for (n = 0, h = m->hdrs; h != NULL; h = h->next)
+			n += str_casecmp(h->name, policy_spam_headers[k]) == 0;
+		for (; n > 0; n--)
+			if (policy_edit(m, tail, AG_EDIT_DELETE,
+				policy_spam_headers[k], NULL, n) == NULL)
+				return -1;
+	}
+	if (!m->scored)
+		return 0;
+	msg_add_header(m, "X-Authgate-Score",
+	    arena_printf(
+		m->arena, "%.1f/%.1f", m->score, cfg->spam_header_score));
+	if (m->score < cfg->spam_header_score)
+		return 0;
+	msg_add_header(m, "X-Authgate-Spam", "yes");
+	for (i = 0; i < m->nhits; i++) {
+		buf_addf(&b, "%s%s=%.1f", i ? ",\n\t" : "", m->hits[i].name,
+		    m->hits[i].score);
+		if (m->hits[i].describe != NULL)
+			buf_addf(&b, " (%s)", m->hits[i].describe);
+	}
+	if (b.len)
+		msg_add_header(
+		    m, "X-Authgate-Report", arena_strdup(m->arena, b.data));
+	buf_release(&b);
+	return 0;
+}
+
 /* policy_headers - remove forged A-R headers, add ours and the checks' */
 static int
 policy_headers(struct msg *m)
@@ -72,6 +117,8 @@ policy_headers(struct msg *m)
 			"Authentication-Results", NULL,
 			m->ar_remove[i]) == NULL)
 			return -1;
+	if (m->cfg->rules_enable && policy_spam_edits(m, &tail) == -1)
+		return -1;
 	/*
 	 * Each insert goes to the top, so the last one inserted ends up
 	 * first: the checks' headers bottom-up, then our A-R on top of all.
@@ -290,6 +337,32 @@ policy_dmarc(struct msg *m, struct verdict *v)
 		v->quarantine = "DMARC policy";
 }
 
+/* policy_spam - the rules' score against the thresholds */
+static void
+policy_spam(struct msg *m, struct verdict *v)
+{
+	const struct config *cfg = m->cfg;
+
+	if (!m->scored || (m->internal && !cfg->rules_internal))
+		return;
+	if (cfg->spam_reject_score > 0 && m->score >= cfg->spam_reject_score) {
+		v->action = AG_ACT_REJECT;
+		v->rcode = "550";
+		v->xcode = "5.7.1";
+		v->text = "Message refused by the content policy of this site";
+		v->quarantine = NULL;
+		return;
+	}
+	if (v->action == AG_ACT_ACCEPT && cfg->spam_quarantine_score > 0 &&
+	    m->score >= cfg->spam_quarantine_score) {
+		v->action = AG_ACT_QUARANTINE;
+		v->quarantine =
+		    arena_printf(m->arena, "spam score %.1f", m->score);
+		if (v->quarantine == NULL)
+			v->quarantine = "spam score";
+	}
+}
+
 /* policy_decide - one action for the message */
 void
 policy_decide(struct msg *m)
@@ -309,6 +382,8 @@ policy_decide(struct msg *m)
 		policy_spf(m, v);
 	if (v->action == AG_ACT_ACCEPT)
 		policy_dmarc(m, v);
+	if (v->action == AG_ACT_ACCEPT || v->action == AG_ACT_QUARANTINE)
+		policy_spam(m, v);
 	if (v->action != AG_ACT_ACCEPT && v->action != AG_ACT_QUARANTINE)
 		return;
 	if (policy_headers(m) == -1) {

@@ -21,6 +21,7 @@ struct dns;
 struct dkimv_lib;
 struct dkims_lib;
 struct dhist;
+struct ruleset;
 
 struct snapshot {
 	atomic_int refs;
@@ -31,6 +32,7 @@ struct snapshot {
 	struct dkimv_lib *dkimv; /* dkim_verify.c: libopendkim for verifying */
 	struct dkims_lib *dkims; /* dkim_sign.c: tables, keys, signing lib */
 	struct dhist *dhist;	 /* dmarc.c: the report history, if any */
+	struct ruleset *rules;	 /* rules.c: the compiled rule set */
 };
 
 /*

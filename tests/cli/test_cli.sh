@@ -7,8 +7,8 @@ trap 'rm -rf "$T"' EXIT
 AG="$AUTHGATE_BIN"
 # These tests are about the check interface, not SPF or DMARC: both are off
 # (so no DNS query is ever made; tests/integration covers them end to end).
-ID="-o authserv_id=mx.authgate.test -o spf_enable=no -o dmarc_enable=no"
-export AUTHGATE_NO_SPF="-o spf_enable=no -o dmarc_enable=no"
+ID="-o authserv_id=mx.authgate.test -o spf_enable=no -o dmarc_enable=no -o rules_enable=no"
+export AUTHGATE_NO_SPF="-o spf_enable=no -o dmarc_enable=no -o rules_enable=no"
 
 out=$("$AG" check $ID --client-ip 192.0.2.1 "$MSGS/plain.eml"); rc=$?
 is "plain: exit 0" "$rc" 0

@@ -33,13 +33,14 @@ root = sys.argv[1]
 layer = {}
 for f in os.listdir(os.path.join(root, "util")):
     layer["util/" + f.rsplit(".", 1)[0]] = 0
-for m in ("log", "rfc5322", "ar", "dns", "spf_record", "dmarc_record", "dmarc_walk"):
+for m in ("log", "rfc5322", "ar", "dns", "spf_record", "dmarc_record", "dmarc_walk",
+          "mime", "rulefile"):
     layer[m] = 1
 for m in ("config", "snapshot", "msgctx", "checks", "policy"):
     layer[m] = 2
 for m in ("spf", "spf_dns", "spf_eval", "dkim_verify", "dkim_sign",
           "dkim_tables", "dkim_signer", "keys", "dmarc",
-          "dmarc_history", "rules", "dnsbl", "mime", "metrics"):
+          "dmarc_history", "rules", "rules_eval", "dnsbl", "metrics"):
     layer[m] = 3
 for m in ("milter", "cli", "main", "reports", "reports_xml"):
     layer[m] = 4
@@ -68,7 +69,8 @@ for path in srcs:
             elif layer[mod] == 3 and layer[inc] == 3 and inc != mod and \
                     inc.split("_")[0] != mod.split("_")[0] and \
                     not (mod, inc) in {("dkim_sign", "keys"), ("dkim_verify", "keys"),
-                                     ("dkim_tables", "keys"), ("dkim_signer", "keys")}:
+                                     ("dkim_tables", "keys"), ("dkim_signer", "keys"),
+                                     ("rules", "dnsbl")}:
                 bad.append("%s:%d: check includes %s.h" % (mod, n, inc))
         if re.match(r"#include <libmilter/", line) and mod not in ("milter", "main"):
             bad.append("%s:%d: libmilter outside the adapter" % (mod, n))

@@ -20,7 +20,7 @@ start_daemon() {
 	# shellcheck disable=SC2086
 	# daemon mechanics only: no check makes DNS queries (SPF is off)
 	"$AUTHGATE_BIN" -f -c "$T/$name.conf" -o "milter_socket=$sock" \
-	    -o spf_enable=no -o dmarc_enable=no \
+	    -o spf_enable=no -o dmarc_enable=no -o rules_enable=no \
 	    -o "pid_file=$T/run-$name/authgate.pid" $USEROPT "$@" \
 	    2>"$T/$name.log" &
 	DPID=$!

@@ -48,6 +48,13 @@ ifneq ($(FUZZ_ARENA),real)
 LIB_SRCS := $(filter-out $(TOP)/filter/util/arena.c,$(LIB_SRCS))
 endif
 LIB_OBJS := $(patsubst $(TOP)/filter/%.c,$(OUT)/obj/filter/%.o,$(LIB_SRCS))
+# The built-in rule set, generated as the automake build does, from the
+# files its BUILTIN_RULES list names.
+BUILTIN_RULES := $(subst $$(top_srcdir),$(TOP),$(shell awk \
+	'/^BUILTIN_RULES *=/ { on = 1; sub(/^BUILTIN_RULES *=/, "") } \
+	on { c = sub(/\\$$/, ""); print; if (!c) exit }' \
+	$(TOP)/filter/Makefile.am))
+LIB_OBJS += $(OUT)/obj/gen/rules_builtin.o
 ifneq ($(FUZZ_ARENA),real)
 LIB_OBJS += $(OUT)/obj/fuzz/arena_malloc.o
 endif
@@ -69,6 +76,16 @@ $(shell mkdir -p $(OUT); \
 all: $(FUZZ_BINS)
 
 $(OUT)/obj/filter/%.o: $(TOP)/filter/%.c $(MODE)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -fsanitize=fuzzer-no-link \
+	    -MMD -MP -c -o $@ $<
+
+$(OUT)/gen/rules_builtin.c: $(BUILTIN_RULES) $(TOP)/filter/gen-builtin-rules.sh
+	@mkdir -p $(dir $@)
+	sh $(TOP)/filter/gen-builtin-rules.sh $(BUILTIN_RULES) >$@.tmp && \
+	    mv $@.tmp $@
+
+$(OUT)/obj/gen/rules_builtin.o: $(OUT)/gen/rules_builtin.c $(MODE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN) -fsanitize=fuzzer-no-link \
 	    -MMD -MP -c -o $@ $<

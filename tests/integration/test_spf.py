@@ -124,7 +124,8 @@ def received_spf_header(t):
             r"identity=mailfrom;$", m["Received-SPF"])
     # headers top down: our A-R, then Received-SPF, then the MTA's
     names = [line.split(b":")[0] for line in m.raw.split(b"\r\n")
-             if line and not line.startswith((b"X-Sink-", b" ", b"\t"))]
+             if line and not line.startswith((b"X-Sink-", b"X-Authgate-",
+                                              b" ", b"\t"))]
     t.eq(names[:3], [b"Authentication-Results", b"Received-SPF",
                      b"Received"])
 
