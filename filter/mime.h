@@ -42,6 +42,15 @@ struct arena;
 				       text is all 7-bit (no reason for it) */
 #define MIME_F_NO_MIME 0x0400 /* no MIME-Version, single part */
 
+/*
+ * MIME_F_NO_MIME only reports the missing header: Content-Type is
+ * followed anyway, as mail readers do, so a multipart without
+ * MIME-Version cannot hide its text. MIME_F_TRUNCATED is also set when
+ * text or raw reach their cap (below) before scan_limit does.
+ */
+
+#define MIME_MAX_DEPTH 20 /* parts nested deeper: MIME_F_TOO_DEEP */
+
 /* One part (multiparts included), in the order they start. */
 struct mime_part {
 	const char *type;     /* "text/plain" (lower case; the default) */
@@ -63,6 +72,16 @@ struct mime_uri {
 	bool from_html;	  /* an href/src attribute */
 	struct mime_uri *next;
 };
+/*
+ * URIs in text: http://, https://, ftp://, mailto: (host: the domain
+ * after '@') and bare www. names, at most 2048 bytes each. In HTML: the
+ * href of <a> and <area>, the src of <img>, <iframe> and <frame>, the
+ * action of <form>, any value but an empty one (relative ones have host
+ * ""). An IPv4 host in any notation a browser accepts (3232235777,
+ * 0xc0.0xa8.1.1, 0300.0250.1.1, ...) is given as a dotted quad, an IPv6
+ * one without brackets in its canonical form. uri and host are valid
+ * UTF-8.
+ */
 
 struct mime_result {
 	struct mime_part *parts;
@@ -92,6 +111,17 @@ struct mime_result {
 	size_t html_links;  /* <a href> tags */
 	size_t body_bytes;  /* body bytes looked at */
 };
+/*
+ * text and raw are always valid UTF-8 (the rules engine runs PCRE2 in
+ * UTF mode): invalid sequences in a UTF-8, US-ASCII or unknown charset
+ * become U+FFFD (and MIME_F_BAD_CHARSET), an undeclared charset is
+ * UTF-8 where valid and windows-1252 elsewhere, ISO-8859-1 is read as
+ * windows-1252 (as browsers do). A NUL becomes a space in raw too.
+ * Each holds at most 3 * scan_limit + 4096 bytes (charset conversion can
+ * make text longer than its bytes on the wire). A text part goes into
+ * them unless its Content-Disposition is attachment; its text_bytes
+ * counts what it added to text.
+ */
 
 struct mime;
 
@@ -102,6 +132,8 @@ struct mime;
  */
 struct mime *mime_new(
     struct arena *, size_t scan_limit, size_t max_parts, size_t max_uris);
+/* (0 for max_parts or max_uris means no limit, as for scan_limit;
+ * nparts counts the message itself, so it is at most max_parts.) */
 
 /*
  * mime_header - a top-level header of the message (only Content-Type,

@@ -34,7 +34,8 @@ layer = {}
 for f in os.listdir(os.path.join(root, "util")):
     layer["util/" + f.rsplit(".", 1)[0]] = 0
 for m in ("log", "rfc5322", "ar", "dns", "spf_record", "dmarc_record", "dmarc_walk",
-          "mime", "rulefile"):
+          "mime", "mime_int", "mime_conv", "mime_hdr", "mime_text",
+          "mime_uri", "rulefile"):
     layer[m] = 1
 for m in ("config", "snapshot", "msgctx", "checks", "policy"):
     layer[m] = 2

@@ -60,7 +60,7 @@ max_len() {
 	cidr) echo 1024 ;;
 	ar) echo 4096 ;;
 	config | dkim_canon) echo 8192 ;;
-	rfc5322 | pipeline | dkim_verify) echo 16384 ;;
+	rfc5322 | pipeline | dkim_verify | mime) echo 16384 ;;
 	*) echo 4096 ;;
 	esac
 }
