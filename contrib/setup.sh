@@ -13,7 +13,8 @@ mode=${1:-run}
 
 BUILD_PKGS="build-essential autoconf automake pkg-config
  libmilter-dev libopendkim-dev libspf2-dev libssl-dev libunbound-dev
- libpcre2-dev libsqlite3-dev libidn2-dev libpq-dev zlib1g-dev libcmocka-dev"
+ libpcre2-dev libsqlite3-dev libidn2-dev libpq-dev zlib1g-dev libcmocka-dev
+ libmicrohttpd-dev"
 TEST_PKGS="postfix sasl2-bin swaks knot-dnsutils python3 python3-milter
  python3-dnslib python3-dnspython python3-dkim python3-spf python3-nacl
  python3-yaml opendkim opendkim-tools

@@ -10,6 +10,7 @@
 #include "dkim_sign.h"
 #include "dkim_verify.h"
 #include "dmarc.h"
+#include "metrics.h"
 #include "rules.h"
 #include "spf.h"
 
@@ -19,5 +20,6 @@ const struct check *const checks_table[] = {
     &dmarc_check,
     &rules_check,
     &dkims_check,
+    &metrics_check,
     NULL,
 };

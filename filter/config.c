@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "util/buf.h"
 #include "util/cidr.h"
@@ -128,6 +129,19 @@ conf_check_history(const char *v, char *why, size_t whylen)
 	    "'%s': want sqlite:/absolute/path or "
 	    "postgresql://user@host/db",
 	    v);
+	return -1;
+}
+
+/* conf_check_listen - "", or ADDRESS:PORT */
+static int
+conf_check_listen(const char *v, char *why, size_t whylen)
+{
+	struct sockaddr_storage ss;
+
+	if (*v == '\0' || cidr_hostport_parse(v, &ss) == 0)
+		return 0;
+	snprintf(why, whylen,
+	    "'%s' is not ADDRESS:PORT (127.0.0.1:9894, [::1]:9894)", v);
 	return -1;
 }
 
@@ -279,6 +293,8 @@ static const struct conf_param conf_params[] = {
 	OFF(dmarc_report_sendmail)},
     {"dmarc_report_suppress", CONF_LIST, "", 0, 0, NULL,
 	OFF(dmarc_report_suppress)},
+    {"metrics_listen", CONF_STR, "", 0, 0, NULL,
+	OFFC(metrics_listen, conf_check_listen)},
     {"rules_enable", CONF_BOOL, "yes", 0, 0, NULL, OFF(rules_enable)},
     {"rules_builtin", CONF_BOOL, "yes", 0, 0, NULL, OFF(rules_builtin)},
     {"rules_files", CONF_LIST, "", 0, 0, NULL, OFF(rules_files)},

@@ -114,6 +114,7 @@ struct config {
 	char *dmarc_report_sendmail;
 	struct strlist dmarc_report_suppress;
 	long long dmarc_history_keep_ms;
+	char *metrics_listen; /* "" off, else ADDRESS:PORT */
 	/* rules */
 	bool rules_enable;
 	bool rules_builtin;

@@ -42,6 +42,7 @@
 #include "util/xalloc.h"
 #include "cli.h"
 #include "config.h"
+#include "metrics.h"
 #include "log.h"
 #include "milter.h"
 #include "snapshot.h"
@@ -134,14 +135,18 @@ reload(void)
 	struct buf err = BUF_INIT;
 
 	if ((s = load_snapshot(old, &err)) == NULL) {
+		metrics_reload(false);
 		log_lines(LOG_ERR,
 		    "reload failed, old configuration stays: ", err.data);
 	} else {
+		metrics_reload(true);
 		if (old != NULL &&
 		    (strcmp(s->cfg->milter_socket, old->cfg->milter_socket) ||
-			strcmp(s->cfg->user, old->cfg->user)))
-			log_warn("milter_socket and user take effect only "
-				 "after a restart");
+			strcmp(s->cfg->user, old->cfg->user) ||
+			strcmp(
+			    s->cfg->metrics_listen, old->cfg->metrics_listen)))
+			log_warn("milter_socket, user and metrics_listen take "
+				 "effect only after a restart");
 		log_set_level(s->cfg->log_level);
 		snapshot_install(s);
 		log_info("configuration reloaded from %s (generation %lu)",
@@ -502,6 +507,12 @@ static void __attribute__((noreturn)) run(struct config *cfg)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		char why[256];
+
+		if (metrics_start(cfg->metrics_listen, why, sizeof(why)) == -1)
+			fatal(AG_EX_OSERR, "%s", why);
+	}
 
 	/* Load keys and tables as the service user: what reload will see. */
 	if ((s = load_snapshot(NULL, &err)) == NULL) {

@@ -399,6 +399,7 @@ msg_eoh(struct msg *m)
 	const struct check *const *ck;
 
 	m->eoh_done = true;
+	clock_gettime(CLOCK_MONOTONIC, &m->t_eoh);
 	for (ck = m->conn->snap->checks; *ck != NULL; ck++)
 		if ((*ck)->on_eoh != NULL && (*ck)->on_eoh(m) == -1)
 			msg_error(m, AG_ERR_INTERNAL, "%s: eoh stage failed",
@@ -468,6 +469,7 @@ msg_eom(struct msg *m)
 
 	if (!m->eoh_done)
 		msg_eoh(m);
+	clock_gettime(CLOCK_MONOTONIC, &m->t_eom);
 	for (ck = m->conn->snap->checks; *ck != NULL; ck++)
 		if ((*ck)->on_eom != NULL && (*ck)->on_eom(m) == -1)
 			msg_error(m, AG_ERR_INTERNAL, "%s: eom stage failed",

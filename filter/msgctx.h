@@ -253,7 +253,9 @@ struct msg {
 	struct rule_hit *hits; /* rules that hit, scoring ones first */
 	size_t nhits;
 	struct verdict verdict;
-	struct timespec t_start;
+	struct timespec t_start; /* MAIL FROM */
+	struct timespec t_eoh;	 /* end of headers (0 until then) */
+	struct timespec t_eom;	 /* end of message (0 until then) */
 };
 
 /* conn_new - a connection pinned to snapshot s (reference taken). NULL

@@ -179,9 +179,10 @@ rules_on_eoh(struct msg *m)
 
 	if (!rules_active(m))
 		return 0;
+	/* m->rulesm is set last: a message whose walker could not be made
+	 * (out of memory, an internal error already) is not scored */
 	if ((r = arena_zalloc(m->arena, sizeof(*r))) == NULL)
 		return -1;
-	m->rulesm = r;
 	r->limit = (size_t)m->cfg->rules_scan_limit;
 	if ((r->mime = mime_new(
 		 m->arena, r->limit, RULES_MAX_PARTS, RULES_MAX_URIS)) == NULL)
@@ -205,6 +206,7 @@ rules_on_eoh(struct msg *m)
 	}
 	if (rs->nfull)
 		rules_full_add(r, m->arena, "\n", 1);
+	m->rulesm = r;
 	return 0;
 }
 

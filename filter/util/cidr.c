@@ -210,3 +210,51 @@ cidr_set_free(struct cidr_set *set)
 	free(set->v);
 	free(set);
 }
+
+int
+cidr_hostport_parse(const char *s, struct sockaddr_storage *ss)
+{
+	char host[64];
+	const char *colon, *p;
+	unsigned long port = 0;
+	size_t n;
+
+	memset(ss, 0, sizeof(*ss));
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (close == NULL || close[1] != ':')
+			return -1;
+		s++;
+		n = (size_t)(close - s);
+		colon = close + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL)
+			return -1;
+		n = (size_t)(colon - s);
+	}
+	if (n == 0 || n >= sizeof(host) || colon[1] == '\0')
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	for (p = colon + 1; *p; p++) {
+		if (*p < '0' || *p > '9' || port > 65535)
+			return -1;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (port == 0 || port > 65535)
+		return -1;
+	if (inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) ==
+	    1) {
+		((struct sockaddr_in *)ss)->sin_family = AF_INET;
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(
+		AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+		return 0;
+	}
+	return -1;
+}

@@ -27,6 +27,14 @@ int cidr_addr_parse(const char *s, unsigned char out[16]);
 int cidr_addr_from_sa(const struct sockaddr *, unsigned char out[16]);
 
 /*
+ * cidr_hostport_parse - "192.0.2.1:9894" or "[2001:db8::1]:9894" (a
+ * numeric address and a port 1..65535) into a socket address; -1 when
+ * it is not one.
+ */
+struct sockaddr_storage;
+int cidr_hostport_parse(const char *s, struct sockaddr_storage *ss);
+
+/*
  * cidr_addr_format - print 16 bytes as text: IPv4-mapped addresses in
  * dotted quad, others in RFC 5952 form. out must hold 46 bytes.
  */

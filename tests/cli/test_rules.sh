@@ -81,23 +81,23 @@ is "a glob that matches nothing is fine" "$rc" 0
 # the built-in set loads, and a local file adjusts it
 # shellcheck disable=SC2086
 out=$("$AG" -n $NODNS 2>&1); rc=$?
-is "built-in rules load cleanly" "$rc:$out" "0:authgate: configuration OK (built-in defaults)"
+like "built-in rules load cleanly" "$rc:$out" "^0:authgate: configuration OK "
 printf 'score DATE_MISSING 0\n' > "$T/local.rules"
 # shellcheck disable=SC2086
 out=$("$AG" check $NODNS -o rules_files="$T/local.rules" --client-ip 192.0.2.1 "$T/m1.eml")
 unlike "score 0 in a local file turns a built-in rule off" "$out" '^rules: .*DATE_MISSING'
 
-# hostile bodies: a 10 MB line, and 20000 MIME parts, still answered
+# hostile bodies: a 10 MB line, and 100000 MIME parts, still answered
 /usr/bin/python3 -c 'import sys; sys.stdout.write("Subject: x\n\n" + "A" * 10000000 + "\n")' > "$T/long.eml"
 /usr/bin/python3 - "$T/parts.eml" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
     f.write("MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n\n")
-    for i in range(20000):
+    for i in range(100000):
         f.write("--b\nContent-Type: text/plain\n\npart %d\n" % i)
     f.write("--b--\n")
 PY
-printf 'body LONG_A /A{100}$/\nbody PARTS /part 19999/\neval MANY mime_parts(999)\nbody SLOW /(A+)+B/\n' > "$T/h.rules"
+printf 'body LONG_A /A{100}$/\nbody PARTS /part 99999/\neval MANY mime_parts(999)\nbody SLOW /(A+)+B/\n' > "$T/h.rules"
 for f in long parts; do
 	# shellcheck disable=SC2086
 	out=$("$AG" check $NODNS -o rules_builtin=no -o rules_files="$T/h.rules" --client-ip 192.0.2.1 "$T/$f.eml" 2>&1); rc=$?
@@ -108,8 +108,8 @@ like "10 MB line: scanned up to the limit" "$(cat /dev/null)$("$AG" check $NODNS
 unlike "10 MB line: a pathological regex counts as no match" "$out" 'SLOW'
 # shellcheck disable=SC2086
 out=$("$AG" check $NODNS -o rules_builtin=no -o rules_files="$T/h.rules" --client-ip 192.0.2.1 "$T/parts.eml" 2>&1)
-like "20000 parts: the cap is a signal" "$out" '^rules: .*MANY'
-unlike "20000 parts: parts past the cap are not scanned" "$out" 'PARTS'
+like "100000 parts: the cap is a signal" "$out" '^rules: .*MANY'
+unlike "100000 parts: parts past the cap are not scanned" "$out" 'PARTS'
 
 # the daemon: a broken rule file on SIGHUP keeps the old rules
 PORT=$(free_port)

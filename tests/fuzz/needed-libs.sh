@@ -20,6 +20,8 @@ nm -u "$lib" 2>/dev/null | awk 'NF >= 2 { print $NF }' | sort -u |
 /^idn2_/				{ f["-lidn2"] = 1 }
 /^PQ/				{ f["-lpq"] = 1 }
 /^smfi_/			{ f["-lmilter"] = 1 }
+/^MHD_/				{ f["-lmicrohttpd"] = 1 }
+/^(deflate|inflate|gz)/		{ f["-lz"] = 1 }
 /^(PQ[a-z]|lo_)/		{ f["-lpq"] = 1 }
 /^idn2_/			{ f["-lidn2"] = 1 }
 /^(EVP_|RSA_|BIO_|PEM_|ERR_|OPENSSL_|CRYPTO_|X509_|BN_|EC_|SHA[0-9]|ED25519|d2i_|i2d_|RAND_)/ \

@@ -667,6 +667,31 @@ test_bad_rules_file(void **state)
 	buf_release(&err);
 }
 
+/* Out of memory at every point of a scored MIME message (found by
+ * fuzz_pipeline: the walker missing after a failed eoh stage): the
+ * message is tempfailed or accepted unscored, never a crash. */
+static void
+test_out_of_memory(void **state)
+{
+	struct snapshot *s = snap_rules("body X /click/\nuri U /spam/\n"
+					"full F /MIME/\n",
+	    NULL, 0);
+	unsigned long n;
+	struct out o;
+
+	(void)state;
+	for (n = 2; n < 400; n++) {
+		arena_test_fail_after(n);
+		run(s, NULL, mime_msg, &o);
+		if (o.action != AG_ACT_ACCEPT && o.action != AG_ACT_TEMPFAIL)
+			fail_msg("fail after %lu: action %d", n, o.action);
+	}
+	arena_test_fail_after(0);
+	run(s, NULL, mime_msg, &o);
+	want_str("and then it scores again", o.rules, "F,U,X");
+	snapshot_release(s);
+}
+
 static int
 setup(void **state)
 {
@@ -698,6 +723,7 @@ main(void)
 	    cmocka_unit_test(test_rdns),
 	    cmocka_unit_test(test_dates),
 	    cmocka_unit_test(test_bad_rules_file),
+	    cmocka_unit_test(test_out_of_memory),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
