@@ -72,6 +72,18 @@ tx_space(struct mime *w)
 	w->tx.space = w->tx.para;
 }
 
+/* tx_word_end - a word of text is complete: its URIs are looked for at
+ * once, so lookups can start while the body streams. Done at a place in
+ * the text, not at a chunk's end: the order of the URIs must not depend
+ * on where the MTA cut the body. */
+static void
+tx_word_end(struct mime *w)
+{
+	w->text_ws = w->text.len;
+	if (w->text_ws > w->uri_done)
+		mime_uri_scan(w, w->text_ws);
+}
+
 /* tx_ws - ASCII white space of text */
 static bool
 tx_ws(unsigned char c)
@@ -95,11 +107,13 @@ tx_put(struct mime *w, const char *s, size_t n)
 			else
 				t->space = t->para;
 			t->line = false;
+			tx_word_end(w);
 			i++;
 			continue;
 		}
 		if (tx_ws((unsigned char)s[i])) {
 			t->space = t->para;
+			tx_word_end(w);
 			i++;
 			continue;
 		}
@@ -115,9 +129,6 @@ tx_put(struct mime *w, const char *s, size_t n)
 		t->brs = 0;
 		i = j;
 	}
-	/* keep URI scanning close behind, at a word boundary */
-	if (w->text_ws > w->uri_done + 4096)
-		mime_uri_scan(w, w->text_ws);
 }
 
 /*
