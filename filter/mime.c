@@ -600,7 +600,7 @@ start(struct mime *w)
 		w->res.flags |= MIME_F_NO_MIME;
 	part_open(w, 0, "text/plain");
 	if (w->st != AG_MIME_ST_HDR)
-		return; /* max_parts... of 0 is no limit: cannot happen */
+		return; /* not reached: nparts is 0, and max_parts 0 or more */
 	memcpy(w->hv, w->top, sizeof(w->hv));
 	headers_end(w, 0);
 }
