@@ -7,10 +7,9 @@
  * Lines are split as they stream in; a line longer than the buffer
  * (AG_MIME_LINE_CAP) goes on in pieces, so memory does not grow with it,
  * and every decision is made the same way wherever the chunks were cut
- * (the fuzz target checks that). A boundary is recognized as Postfix's
- * mime_state.c does: a line that starts with "--" and the boundary of
- * any open multipart, innermost first; one of an outer multipart closes
- * the inner ones (RFC 2046 5.1.2).
+ * (the fuzz target checks that). A boundary line is one of any open
+ * multipart, innermost first (see bnd_match); one of an outer multipart
+ * closes the inner ones (RFC 2046 5.1.2).
  */
 #include <stdint.h>
 #include <string.h>
@@ -370,28 +369,50 @@ hdr_line(
 	return true;
 }
 
-/* boundary - is the line a delimiter of an open multipart? Then end
- * what it ends and start what it starts */
+/* bnd_match - 0: the line is not a delimiter of f; 1: it is one; 2: it
+ * is the close delimiter. RFC 2046 5.1.1: "--", the boundary, then only
+ * white space, or "--" after it for the close delimiter (tolerated with
+ * anything after it). Not a prefix match as in Postfix's mime_state.c:
+ * that makes "--b10" a delimiter of boundary "b1". A piece of a longer
+ * line (eol 0) can only be a close delimiter. */
+static int
+bnd_match(const struct mime_frame *f, const char *s, size_t n, size_t eol)
+{
+	size_t i;
+
+	if (f->b == NULL || n < 2 + f->blen ||
+	    memcmp(s + 2, f->b, f->blen) != 0)
+		return 0;
+	i = 2 + f->blen;
+	if (n - i >= 2 && s[i] == '-' && s[i + 1] == '-')
+		return 2;
+	if (eol == 0)
+		return 0;
+	for (; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t')
+			return 0;
+	return 1;
+}
+
+/* boundary - is the line a delimiter of an open multipart (the
+ * innermost first)? Then end what it ends and start what it starts */
 static bool
 boundary(struct mime *w, const char *s, size_t n, size_t off, size_t eol)
 {
 	struct mime_frame *f;
 	size_t k = w->nfr;
-	bool close;
+	int m;
 
 	while (k-- > 0) {
 		f = &w->fr[k];
-		if (f->b == NULL || n < 2 + f->blen ||
-		    memcmp(s + 2, f->b, f->blen) != 0)
+		if ((m = bnd_match(f, s, n, eol)) == 0)
 			continue;
-		close = n >= 4 + f->blen && s[2 + f->blen] == '-' &&
-		    s[3 + f->blen] == '-';
 		w->skipline = eol == 0;
 		if (w->st == AG_MIME_ST_HDR)
 			headers_end(w, off); /* a part without a body */
 		part_end(w, off);
 		frames_end(w, k + 1, off, true);
-		if (close)
+		if (m == 2)
 			frames_end(w, k, off, false); /* then its epilogue */
 		else
 			part_open(w, f->part->depth + 1,
@@ -579,7 +600,7 @@ start(struct mime *w)
 		w->res.flags |= MIME_F_NO_MIME;
 	part_open(w, 0, "text/plain");
 	if (w->st != AG_MIME_ST_HDR)
-		return; /* max_parts... of 0 is no limit: cannot happen */
+		return; /* not reached: nparts is 0, and max_parts 0 or more */
 	memcpy(w->hv, w->top, sizeof(w->hv));
 	headers_end(w, 0);
 }

@@ -120,7 +120,10 @@ struct mime_result {
  * Each holds at most 3 * scan_limit + 4096 bytes (charset conversion can
  * make text longer than its bytes on the wire). A text part goes into
  * them unless its Content-Disposition is attachment; its text_bytes
- * counts what it added to text.
+ * counts what it added to text; in raw each part ends with a line end.
+ * A message/rfc822 part (not base64 or QP) is walked as a message: its
+ * header section as part headers, then its body, one level deeper. A
+ * multipart without a usable boundary is read as text/plain.
  */
 
 struct mime;
@@ -161,6 +164,10 @@ const struct mime_result *mime_end(struct mime *);
  * dropped), leading and trailing white space removed. An encoded-word
  * that does not decode is kept as written. NULL when out of memory.
  */
+/* (The result is valid UTF-8 on one line: raw 8-bit bytes are read as
+ * UTF-8 where valid, else as windows-1252; CR, LF and NUL inside decoded
+ * words become spaces. Adjacent words in one charset are converted
+ * together, so a character split between them survives.) */
 char *mime_decode_header(struct arena *, const char *value, size_t len);
 
 #endif

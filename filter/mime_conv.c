@@ -628,10 +628,12 @@ static void
 qp_eol(struct mime_dec *d, struct dec_out *o, bool last)
 {
 	if (d->qst == QP_HEX) {
-		d->flags |= MIME_F_BAD_QP;
+		d->flags |= MIME_F_BAD_QP; /* "=4" CRLF: kept, a hard break */
 		dec_put(o, '=');
 		dec_put(o, d->qhex);
-	} else if (d->qst == QP_TEXT && !last)
+		d->qst = QP_TEXT;
+	}
+	if (d->qst == QP_TEXT && !last)
 		dec_put(o, '\n');
 	d->nws = 0;
 	d->qst = QP_TEXT;

@@ -72,6 +72,18 @@ tx_space(struct mime *w)
 	w->tx.space = w->tx.para;
 }
 
+/* tx_word_end - a word of text is complete: its URIs are looked for at
+ * once, so lookups can start while the body streams. Done at a place in
+ * the text, not at a chunk's end: the order of the URIs must not depend
+ * on where the MTA cut the body. */
+static void
+tx_word_end(struct mime *w)
+{
+	w->text_ws = w->text.len;
+	if (w->text_ws > w->uri_done)
+		mime_uri_scan(w, w->text_ws);
+}
+
 /* tx_ws - ASCII white space of text */
 static bool
 tx_ws(unsigned char c)
@@ -95,11 +107,13 @@ tx_put(struct mime *w, const char *s, size_t n)
 			else
 				t->space = t->para;
 			t->line = false;
+			tx_word_end(w);
 			i++;
 			continue;
 		}
 		if (tx_ws((unsigned char)s[i])) {
 			t->space = t->para;
+			tx_word_end(w);
 			i++;
 			continue;
 		}
@@ -115,9 +129,6 @@ tx_put(struct mime *w, const char *s, size_t n)
 		t->brs = 0;
 		i = j;
 	}
-	/* keep URI scanning close behind, at a word boundary */
-	if (w->text_ws > w->uri_done + 4096)
-		mime_uri_scan(w, w->text_ws);
 }
 
 /*
@@ -428,52 +439,17 @@ html_name_char(char *name, size_t *len, size_t size, unsigned char c)
 		*len = size; /* too long: no name we know */
 }
 
-/* html_step - one byte (or run) of HTML in the tag states; the bytes
- * used (0: the same byte again, in the new state) */
+/* html_attr_step - one byte (or run) between a tag's name and its '>':
+ * attribute names and values; the bytes used (0: the same byte again, in
+ * the new state) */
 static size_t
-html_step(struct mime *w, const char *s, size_t n)
+html_attr_step(struct mime *w, const char *s, size_t n)
 {
 	struct mime_html *h = &w->h;
 	unsigned char c = (unsigned char)s[0];
 	size_t k;
 
 	switch (h->st) {
-	case H_LT:
-		if (str_isalpha(c)) {
-			h->end = false;
-			h->ntag = 0;
-			h->st = H_TAG;
-			return 0;
-		}
-		if (c == '/') {
-			h->st = H_LTSL;
-			return 1;
-		}
-		h->st = c == '!' ? H_BANG : c == '?' ? H_BOGUS : H_TEXT;
-		if (h->st == H_TEXT) {
-			tx_put(w, "<", 1);
-			return 0;
-		}
-		return 1;
-	case H_LTSL:
-		if (str_isalpha(c)) {
-			h->end = true;
-			h->ntag = 0;
-			h->st = H_TAG;
-			return 0;
-		}
-		h->st = c == '>' ? H_TEXT : H_BOGUS; /* "</>" is nothing */
-		return 1;
-	case H_TAG:
-		if (tx_ws(c) || c == '/' || c == '>') {
-			if (h->ntag >= sizeof(h->tag))
-				h->ntag = 0; /* too long: no tag we know */
-			html_tag_named(h);
-			h->st = H_ATTRS;
-			return 0;
-		}
-		html_name_char(h->tag, &h->ntag, sizeof(h->tag), c);
-		return 1;
 	case H_ATTRS:
 		if (c == '>') {
 			html_tag_end(w);
@@ -537,6 +513,56 @@ html_step(struct mime *w, const char *s, size_t n)
 			h->st = H_ATTRS;
 		}
 		return k;
+	}
+	return 1;
+}
+
+/* html_step - one byte (or run) of HTML in a markup state; the bytes
+ * used (0: the same byte again, in the new state) */
+static size_t
+html_step(struct mime *w, const char *s, size_t n)
+{
+	struct mime_html *h = &w->h;
+	unsigned char c = (unsigned char)s[0];
+	size_t k;
+
+	switch (h->st) {
+	case H_LT:
+		if (str_isalpha(c)) {
+			h->end = false;
+			h->ntag = 0;
+			h->st = H_TAG;
+			return 0;
+		}
+		if (c == '/') {
+			h->st = H_LTSL;
+			return 1;
+		}
+		h->st = c == '!' ? H_BANG : c == '?' ? H_BOGUS : H_TEXT;
+		if (h->st == H_TEXT) {
+			tx_put(w, "<", 1);
+			return 0;
+		}
+		return 1;
+	case H_LTSL:
+		if (str_isalpha(c)) {
+			h->end = true;
+			h->ntag = 0;
+			h->st = H_TAG;
+			return 0;
+		}
+		h->st = c == '>' ? H_TEXT : H_BOGUS; /* "</>" is nothing */
+		return 1;
+	case H_TAG:
+		if (tx_ws(c) || c == '/' || c == '>') {
+			if (h->ntag >= sizeof(h->tag))
+				h->ntag = 0; /* too long: no tag we know */
+			html_tag_named(h);
+			h->st = H_ATTRS;
+			return 0;
+		}
+		html_name_char(h->tag, &h->ntag, sizeof(h->tag), c);
+		return 1;
 	case H_BANG:
 		h->st = c == '-' ? H_BANG1 : H_BOGUS;
 		return c == '-' ? 1 : 0;
@@ -571,7 +597,7 @@ html_step(struct mime *w, const char *s, size_t n)
 		}
 		return k;
 	}
-	return 1;
+	return html_attr_step(w, s, n);
 }
 
 /* html_feed - decoded HTML, any split */
