@@ -1212,28 +1212,58 @@ ruleset_finish(struct ruleset *s, struct buf *err)
 	return 0;
 }
 
+struct rule_matcher {
+	pcre2_match_data *md;
+	pcre2_match_context *mctx;
+};
+
+struct rule_matcher *
+ruleset_matcher_new(const struct ruleset *s)
+{
+	struct rule_matcher *x;
+
+	/* AG_LIB_ALLOC: freed by ruleset_matcher_free, on every path */
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return NULL;
+	/* one pair: the rules only ask whether there is a match */
+	x->md = pcre2_match_data_create(1, NULL);
+	x->mctx = pcre2_match_context_copy(s->mctx);
+	if (x->md == NULL || x->mctx == NULL) {
+		ruleset_matcher_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+void
+ruleset_matcher_free(struct rule_matcher *x)
+{
+	if (x == NULL)
+		return;
+	if (x->md != NULL)
+		pcre2_match_data_free(x->md);
+	if (x->mctx != NULL)
+		pcre2_match_context_free(x->mctx);
+	free(x);
+}
+
 bool
 ruleset_match(const struct ruleset *s, const struct rule *r, const char *str,
-    size_t len, pcre2_match_data *md, bool *limited)
+    size_t len, struct rule_matcher *x, bool *limited)
 {
+	unsigned long long limit = s->match_limit + 10ULL * len;
 	int rc;
 
 	if (r->re == NULL)
 		return false;
-	rc = pcre2_match(r->re, (PCRE2_SPTR)str, len, 0, 0, md, s->mctx);
+	pcre2_set_match_limit(
+	    x->mctx, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit);
+	rc = pcre2_match(r->re, (PCRE2_SPTR)str, len, 0, 0, x->md, x->mctx);
 	if (rc >= 0)
 		return true;
 	if (rc != PCRE2_ERROR_NOMATCH && limited != NULL)
 		*limited = true;
 	return false;
-}
-
-pcre2_match_data *
-ruleset_match_data(const struct ruleset *s)
-{
-	(void)s;
-	/* one pair: the rules only ask whether there is a match */
-	return pcre2_match_data_create(1, NULL);
 }
 
 bool

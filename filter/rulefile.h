@@ -188,17 +188,22 @@ int ruleset_finish(struct ruleset *, struct buf *err);
 long ruleset_find(const struct ruleset *, const char *name);
 
 /*
- * ruleset_match - does the rule's regex match s[0..len)? md is match
- * data from ruleset_match_data (one per thread or message). A match that
- * hits the match limit or another PCRE2 error counts as no match and
- * sets *limited.
+ * A matcher: PCRE2 match data and a match context, for one thread at a
+ * time (the rules check keeps one per message). NULL when out of memory.
+ */
+struct rule_matcher;
+struct rule_matcher *ruleset_matcher_new(const struct ruleset *);
+void ruleset_matcher_free(struct rule_matcher *);
+
+/*
+ * ruleset_match - does the rule's regex match s[0..len)? Each match may
+ * take match_limit + 10 * len steps (a plain scan of a long body takes
+ * steps in proportion to its length; backtracking that explodes does
+ * not fit). A match that reaches the limit, or another PCRE2 error,
+ * counts as no match and sets *limited.
  */
 bool ruleset_match(const struct ruleset *, const struct rule *, const char *s,
-    size_t len, pcre2_match_data *md, bool *limited);
-
-/* ruleset_match_data - match data fit for every regex of the set
- * (pcre2_match_data_free it). NULL when out of memory. */
-pcre2_match_data *ruleset_match_data(const struct ruleset *);
+    size_t len, struct rule_matcher *, bool *limited);
 
 /* ruleset_meta - evaluate a meta rule over hits (one byte per rule). */
 bool ruleset_meta(const struct rule *, const unsigned char *hits);

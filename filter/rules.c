@@ -41,8 +41,9 @@ struct rules_msg {
 	size_t nuris; /* URIs handed to the URIBL lookups */
 	struct rules_field *fields;
 	const struct mime_result *res;
-	pcre2_match_data *md;
-	bool limited; /* a regex hit the match limit */
+	struct rule_matcher *mx;
+	bool limited;		  /* a regex hit the match limit */
+	const char *limited_rule; /* the first one that did */
 };
 
 /* rules_add_files - the files of one rules_files entry (a glob) */
@@ -125,11 +126,11 @@ rules_on_connect(struct conn *c)
 	return 0;
 }
 
-/* rules_free_md - arena destructor for the match data */
+/* rules_free_mx - arena destructor for the matcher */
 static void
-rules_free_md(void *md)
+rules_free_mx(void *mx)
 {
-	pcre2_match_data_free(md);
+	ruleset_matcher_free(mx);
 }
 
 /* rules_full_add - append to the full-message copy, up to the limit */
@@ -187,11 +188,11 @@ rules_on_eoh(struct msg *m)
 	if ((r->mime = mime_new(
 		 m->arena, r->limit, RULES_MAX_PARTS, RULES_MAX_URIS)) == NULL)
 		return -1;
-	if ((r->md = ruleset_match_data(rs)) == NULL)
+	if ((r->mx = ruleset_matcher_new(rs)) == NULL)
 		return -1;
-	if (arena_defer(m->arena, rules_free_md, r->md) == -1) {
-		pcre2_match_data_free(r->md);
-		r->md = NULL;
+	if (arena_defer(m->arena, rules_free_mx, r->mx) == -1) {
+		ruleset_matcher_free(r->mx);
+		r->mx = NULL;
 		return -1;
 	}
 	for (h = m->hdrs; h != NULL; h = h->next) {
@@ -405,7 +406,7 @@ rules_header(struct msg *m, const struct ruleset *rs, const struct rule *ru)
 	t = f->text, len = f->len;
 	if (!f->present && ru->if_unset != NULL)
 		t = ru->if_unset, len = strlen(t);
-	return ruleset_match(rs, ru, t, len, m->rulesm->md,
+	return ruleset_match(rs, ru, t, len, m->rulesm->mx,
 		   &m->rulesm->limited) != ru->negate;
 }
 
@@ -451,22 +452,22 @@ rules_evaluate(struct msg *m, const struct ruleset *rs, unsigned char *hits)
 			    (body = rules_body_text(m, &bodylen)) == NULL)
 				break;
 			hits[i] = ruleset_match(
-			    rs, ru, body, bodylen, r->md, &r->limited);
+			    rs, ru, body, bodylen, r->mx, &r->limited);
 			break;
 		case RULE_RAWBODY:
 			hits[i] = ruleset_match(rs, ru, r->res->raw,
-			    r->res->rawlen, r->md, &r->limited);
+			    r->res->rawlen, r->mx, &r->limited);
 			break;
 		case RULE_FULL:
 			hits[i] = r->full != NULL &&
-			    ruleset_match(rs, ru, r->full, r->fulllen, r->md,
+			    ruleset_match(rs, ru, r->full, r->fulllen, r->mx,
 				&r->limited);
 			break;
 		case RULE_URI:
 			for (u = r->res->uris; u != NULL && !hits[i];
 			     u = u->next)
 				hits[i] = ruleset_match(rs, ru, u->uri,
-				    strlen(u->uri), r->md, &r->limited);
+				    strlen(u->uri), r->mx, &r->limited);
 			break;
 		case RULE_META:
 			hits[i] = ruleset_meta(ru, hits);
@@ -477,6 +478,8 @@ rules_evaluate(struct msg *m, const struct ruleset *rs, unsigned char *hits)
 		default: /* dnsbl, uribl: set by dnsbl_collect */
 			break;
 		}
+		if (r->limited && r->limited_rule == NULL)
+			r->limited_rule = ru->name;
 	}
 }
 
@@ -533,8 +536,9 @@ rules_on_eom(struct msg *m)
 	m->scored = true;
 	if (r->limited)
 		log_msg(m, LOG_NOTICE,
-		    "rules: a regex hit rules_match_limit; it "
-		    "counted as no match");
+		    "rules: %s (and maybe others) reached rules_match_limit; "
+		    "it counted as no match",
+		    r->limited_rule ? r->limited_rule : "a rule");
 	return 0;
 }
 

@@ -195,10 +195,11 @@ re_date_vs_received(const struct msg *m, const struct rule *r)
 	const struct hdr *h = re_hdr(m, "Date");
 	time_t d, rt;
 
-	if (h == NULL || rules_parse_date(h->value, &d) == -1)
+	/* no Received header with a date (mail made locally, a file given
+	 * to authgate check): nothing to compare the Date with */
+	if (h == NULL || rules_parse_date(h->value, &d) == -1 ||
+	    !re_received_time(m, &rt))
 		return false;
-	if (!re_received_time(m, &rt))
-		rt = time(NULL); /* no Received: now is the receipt */
 	return (double)(rt - d) > r->nargs[0] * 3600 ||
 	    (double)(d - rt) > r->nargs[1] * 3600;
 }

@@ -112,7 +112,7 @@ check_set(const struct ruleset *s, const char *text, size_t len)
 {
 	unsigned char *seen = calloc(s->n + 1, 1), *ones = malloc(s->n + 1),
 		      *zeros = calloc(s->n + 1, 1), *pos = calloc(s->n + 1, 1);
-	pcre2_match_data *md = ruleset_match_data(s);
+	struct rule_matcher *md = ruleset_matcher_new(s);
 	size_t i, k, counted;
 	bool metas = false;
 
@@ -194,7 +194,7 @@ check_set(const struct ruleset *s, const char *text, size_t len)
 		if (r->re != NULL && md != NULL)
 			(void)ruleset_match(s, r, text, len, md, &limited);
 	}
-	pcre2_match_data_free(md);
+	ruleset_matcher_free(md);
 	free(seen);
 	free(ones);
 	free(zeros);

@@ -365,7 +365,7 @@ test_match_limit(void **state)
 	struct buf err = BUF_INIT;
 	struct ruleset *s = ruleset_new(1000);
 	static const char text[] = "body X /^(a+)+$/\nbody Y /a{3}b/\n";
-	pcre2_match_data *md;
+	struct rule_matcher *md;
 	char subject[64];
 	bool limited = false;
 
@@ -373,7 +373,7 @@ test_match_limit(void **state)
 	assert_int_equal(
 	    ruleset_add_text(s, "a.rules", text, strlen(text), &err), 0);
 	assert_int_equal(ruleset_finish(s, &err), 0);
-	md = ruleset_match_data(s);
+	md = ruleset_matcher_new(s);
 	memset(subject, 'a', 40);
 	subject[40] = '!';
 	subject[41] = '\0';
@@ -385,6 +385,20 @@ test_match_limit(void **state)
 	want_int("plain: match",
 	    ruleset_match(s, &s->rules[1], "xaaab", 5, md, &limited), 1);
 	want_int("plain: not limited", limited, 0);
+	/* a long subject scanned linearly is not cut by the limit */
+	{
+		char *big = malloc(1000001);
+
+		memset(big, 'x', 1000000);
+		memcpy(big + 999990, "aaab", 4);
+		big[1000000] = '\0';
+		limited = false;
+		want_int("1 MB subject: match",
+		    ruleset_match(s, &s->rules[1], big, 1000000, md, &limited),
+		    1);
+		want_int("1 MB subject: not limited", limited, 0);
+		free(big);
+	}
 	/* invalid UTF-8 in a subject is matched, never an error */
 	want_int("invalid UTF-8",
 	    ruleset_match(s, &s->rules[1],
@@ -393,7 +407,7 @@ test_match_limit(void **state)
 		6, md, &limited),
 	    1);
 	want_int("invalid UTF-8: not limited", limited, 0);
-	pcre2_match_data_free(md);
+	ruleset_matcher_free(md);
 	ruleset_free(s);
 	buf_release(&err);
 }

@@ -229,6 +229,10 @@ test_evals(void **state)
 		"Received: from a by b; Mon, 23 Nov 2026 10:00:00 +0000\n"
 		"Date: Mon, 23 Nov 2026 05:30:00 -0500\n\nb\n",
 		NULL, NULL, NULL, false},
+	    {"date_vs_received: no Received, no verdict",
+		"eval X date_vs_received(48, 2)",
+		"Date: Mon, 16 Nov 2000 10:00:00 +0000\n\nb\n", NULL, NULL,
+		NULL, false},
 	    {"msgid_missing", "eval X msgid_missing()",
 		"From: a@sender.example\n\nb\n", NULL, NULL, NULL, true},
 	    {"msgid_invalid", "eval X msgid_invalid()",
