@@ -79,7 +79,8 @@ for f in ./usr/sbin/authgate ./usr/sbin/authgate-keys ./usr/sbin/authgate-report
     ./usr/sbin/authgate-migrate ./usr/share/man/man8/authgate.8.gz \
     ./usr/share/man/man5/authgate.conf.5.gz ./usr/share/man/man8/authgate-keys.8.gz \
     ./usr/share/man/man8/authgate-reports.8.gz ./etc/authgate/authgate.conf \
-    ./etc/default/authgate ./lib/systemd/system/authgate.service; do
+    ./etc/default/authgate ./lib/systemd/system/authgate.service \
+    ./etc/cron.d/authgate; do
 	like "package has $f" "$files" "^${f//./\\.}\$"
 done
 
@@ -89,9 +90,9 @@ INSTALLED=1
 is "dpkg -i: exit 0" "$rc" 0
 [ "$rc" = 0 ] || printf '%s\n' "$out" | sed 's/^/# /'
 is "dpkg: installed" "$(dpkg-query -W -f='${Status}' authgate 2>&1)" "install ok installed"
-like "conffiles: /etc/authgate/authgate.conf, /etc/default/authgate" \
+like "conffiles: authgate.conf, the reports cron job, /etc/default/authgate" \
     "$(dpkg-query -W -f='${Conffiles}' authgate 2>&1 | awk '{print $1}' | tr '\n' ' ')" \
-    '^/etc/authgate/authgate\.conf /etc/default/authgate $'
+    '^/etc/authgate/authgate\.conf /etc/cron\.d/authgate /etc/default/authgate $'
 like "postinst made the system user authgate" "$(getent passwd authgate)" \
     '^authgate:x:[0-9]+:[0-9]+:[^:]*:/var/lib/authgate:/usr/sbin/nologin$'
 is "postinst made /var/lib/authgate" \
