@@ -577,6 +577,76 @@ def mta_disconnects_mid_header_and_body(t):
     t.eq(errors(ag), [], "nothing logged as an error")
 
 
+@tap.test
+def thousand_milter_connections(t):
+    """1100 milter connections at once (1000 and a margin; miltc --load),
+    each with one message through every check, against a fresh daemon
+    (its resolver thread not yet started) started with the open-file
+    limits a systemd service gets by default: soft 1024, hard higher.
+    Outcome: the daemon raises its soft limit to the hard one at start
+    (authgate(8) LIMITS), so every message is answered (continue), the
+    daemon stays up and its open files return to where they were.
+    (Without the raise, libunbound's thread could not create its event
+    base at the first lookup and libevent exited the daemon, status 1.)"""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 4096:
+        t.skip("hard RLIMIT_NOFILE %d: too low to test 1000 connections"
+               % hard)
+    dns = H.DnsServer().start()
+    domain_zone(dns, "example.org")
+    ag = H.Authgate(settings={"authserv_id": ID, "dns_timeout": "2s"},
+                    dns=dns)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        ag.start()                    # inherits soft 1024
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 4096), hard))
+    corpus = os.path.join(t.tmpdir, "corpus")
+    os.makedirs(corpus)
+    plain = os.path.join(corpus, "plain.eml")
+    with open(plain, "wb") as f:
+        f.write(H.make_message(frm="alice@example.org"))
+    base = fd_count(ag.pid)
+    lim = nofile_limit(ag.pid)
+    t.diag("authgate: %d fds open, RLIMIT_NOFILE %s" % (base, lim))
+    peak = [base]
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            peak[0] = max(peak[0], fd_count(ag.pid))
+            time.sleep(0.05)
+    w = threading.Thread(target=watch)
+    w.start()
+    try:
+        r = subprocess.run([MILTC, "--load", "--connections", "1100",
+                            "--per-conn", "1", "--client-ip", OUTSIDE,
+                            "--mail-from", "alice@example.org",
+                            "--timeout", "20",
+                            "inet:%d@127.0.0.1" % ag.port, corpus],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=120, check=False)
+    finally:
+        done.set()
+        w.join()
+    out = r.stdout.decode(errors="replace")
+    t.diag(out.strip().splitlines()[-1] if out.strip() else "no output")
+    t.diag("fd peak %d" % peak[0])
+    t.ok(ag.alive(), "authgate alive")
+    t.eq(r.returncode, 0, out[-2000:])
+    t.match(r"messages: 1100 done, 0 errors", out)
+    t.match(r"results: accept=0 continue=1100 ", out)
+    t.eq(lim[0], lim[1], "soft limit raised to the hard one")
+    # +3: libmilter's worker pool makes its epoll fd and pipe at the
+    # first connection, once
+    H.wait_until(lambda: fd_count(ag.pid) <= base + 3, 20,
+                 "fds back to %d + 3" % base)
+    rc, out, _ = miltc(ag, plain, "--client-ip", OUTSIDE)
+    t.match(r"(?m)^result: continue$", out)
+    t.eq(errors(ag), [], "nothing logged as an error")
+
+
 # ---------------------------------------------------------------------------
 # memory and disk
 
