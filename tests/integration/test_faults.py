@@ -764,5 +764,36 @@ def dmarc_history_disk_full(t):
     t.eq(errors(ag, [r"dmarc history: \d+ rows lost"]), [])
 
 
+@tap.test
+def outcomes_are_documented(t):
+    """The outcomes cited above are what authgate.conf(5) and authgate(8)
+    say (the sentences, with the man page's line breaks and font requests
+    taken out)."""
+    def text(name):
+        with open(os.path.join(H.REPO, "filter", name)) as f:
+            raw = f.read()
+        raw = re.sub(r"(?m)^\.(B|BR|I|RI|IR|BI)\s+", "", raw)
+        raw = re.sub(r"(?m)^\.[A-Za-z]+.*$", "", raw)
+        return " ".join(raw.replace('"', "").split())
+    conf = text("authgate.conf.5.in")
+    for phrase in (
+            "A lookup that times out is a temporary error of the check "
+            "that made it",
+            "on_dns_error = accept",
+            "failure). accept delivers the message with temperror in its "
+            "results; tempfail makes the sender retry later",
+            "on_internal_error = tempfail",
+            "a missing or unreadable key stops the daemon (or a reload) "
+            "instead",
+            "a file with any error is refused as a whole and the running "
+            "configuration stays in force",
+            "a missing, revoked (empty p=), malformed or mismatched key "
+            "gives permerror",
+            "rows are dropped and counted, mail is never delayed"):
+        t.contains(conf, phrase)
+    t.contains(text("authgate.8.in"), "raises its soft open-file limit to "
+               "the hard one")
+
+
 if __name__ == "__main__":
     tap.main()
