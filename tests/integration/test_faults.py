@@ -25,7 +25,6 @@ Already covered elsewhere, so not repeated here:
     milter_default_action tempfail/accept (test_mta.py); a broken rules
     file on reload (test_metrics.py).
 """
-import base64
 import os
 import re
 import shutil
@@ -407,8 +406,8 @@ def verify_key_record_missing_or_malformed(t):
 @tap.test
 def sign_key_record_missing_or_malformed(t):
     """Our own signing key's record is missing, then malformed, then right.
-    Outcome: authgate-keys check exits 1 and says which (authgate-keys(8)
-    check); the daemon never looks its own record up, so it signs all
+    Outcome (authgate-keys(8) check): authgate-keys check exits 1 and
+    says which; the daemon never looks its own record up, so it signs all
     along and every submission is accepted and delivered signed (a
     verifier would see permerror until the record is fixed; after the fix
     the same signature verifies)."""
@@ -560,12 +559,11 @@ def mta_disconnects_mid_header_and_body(t):
     tok, r = led.send("alice@example.org")
     t.eq(r.code, 250)
     msg = os.path.join(H.REPO, "tests", "cli", "messages", "forged-ar.eml")
-    n, seen = 0, 0
+    seen = 0
     for cut in range(1, 4000, 9):
         rc, out, err = miltc(ag, msg, "--client-ip", OUTSIDE, "--mail-from",
                              "alice@example.org", "--disconnect-after", cut)
         t.eq(rc, 0, "miltc cut at %d: %s" % (cut, err))
-        n += 1
         if "result: disconnected" not in out:
             break
         seen += 1
@@ -793,6 +791,9 @@ def outcomes_are_documented(t):
         t.contains(conf, phrase)
     t.contains(text("authgate.8.in"), "raises its soft open-file limit to "
                "the hard one")
+    with open(os.path.join(H.REPO, "keys", "authgate-keys.8.in")) as f:
+        t.contains(" ".join(f.read().split()), "The daemon itself never "
+                   "looks up its own key records")
 
 
 if __name__ == "__main__":
