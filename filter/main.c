@@ -13,6 +13,7 @@
  * SIGINT). Every other thread has the signals blocked.
  */
 #include <sys/types.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
@@ -464,6 +465,25 @@ test_hooks(void)
 		arena_test_fail_after(strtoul(v, NULL, 10));
 }
 
+/*
+ * raise_nofile - every MTA connection holds a descriptor: allow as many
+ * as the hard limit (systemd's soft default of 1024 ran out at about
+ * 1000 connections, and libevent in libunbound's thread then exited the
+ * daemon). libmilter polls, so descriptors past FD_SETSIZE are fine.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot raise the open file limit to %llu: %s",
+		    (unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 /* run - the daemon proper; does not return */
 static void __attribute__((noreturn)) run(struct config *cfg)
 {
@@ -480,6 +500,7 @@ static void __attribute__((noreturn)) run(struct config *cfg)
 		    "user = ... in %s",
 		    cfg->user, cfg->user,
 		    cfg->file[0] ? cfg->file : config_default_path());
+	raise_nofile();
 	if (milter_register() == -1)
 		fatal(AG_EX_OSERR, "smfi_register failed");
 	if (smfi_setconn(cfg->milter_socket) != MI_SUCCESS ||

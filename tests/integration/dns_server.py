@@ -26,10 +26,12 @@ SOA "mname rname serial refresh retry expire minimum"; other types in zone
 file syntax.  Behaviours per name (exact, or "*.suffix." for any name below
 it), optionally limited to "types": delay (seconds, applied first), rcode
 (SERVFAIL, REFUSED, NXDOMAIN, ...), drop (never answer), truncate (TC=1 on
-UDP, full answer on TCP), garbage (malformed reply bytes).
+UDP, full answer on TCP), garbage (malformed reply bytes), cut (the real
+answer cut after that many bytes, no TC flag: a datagram or TCP message
+that ends inside a record; on TCP the length prefix says the cut length).
 Query log lines: "<unix time> <udp|tcp> <name> <type> <outcome>" where the
 outcome is NOERROR/<answers>, NXDOMAIN, SERVFAIL, REFUSED, TC, drop,
-garbage or FORMERR.
+garbage, cut or FORMERR.
 """
 
 import argparse
@@ -343,6 +345,9 @@ class DnsServer:
             short.header.ra, short.header.tc = req.header.rd, 1
             self._record(now, proto, qname, qtype, "TC")
             return short.pack()
+        if b.get("cut"):
+            self._record(now, proto, qname, qtype, "cut")
+            return wire[:int(b["cut"])]
         outcome = RCODE.get(rcode, str(rcode))
         if rcode == RCODE.NOERROR:
             outcome += "/%d" % len(answers)

@@ -233,6 +233,8 @@ def dns_failure_behaviours(t):
     srv.add("slow.test.example", "A", "127.0.0.9")
     srv.behave("txtfail.test.example", rcode="SERVFAIL", types=["TXT"])
     srv.add("txtfail.test.example", "A", "127.0.0.6")
+    srv.behave("cut.test.example", cut=40)
+    srv.add("cut.test.example", "TXT", "v=spf1 -all")
 
     t.eq(kdig_status(kdig(p, "fail.test.example", "A")), "SERVFAIL")
     t.eq(query(p, "fail.test.example", "A").rcode(), dns.rcode.SERVFAIL)
@@ -252,6 +254,11 @@ def dns_failure_behaviours(t):
 
     t.contains(kdig(p, "junk.test.example", "A"), "malformed reply")
     t.raises(dns.exception.DNSException, query, p, "junk.test.example", "A")
+
+    t.raises(dns.exception.DNSException, query, p, "cut.test.example", "TXT")
+    t.raises(dns.exception.DNSException, query, p, "cut.test.example", "TXT",
+             2.0, True)
+    t.eq([q.outcome for q in srv.queries("cut.test.example.")], ["cut"] * 2)
 
     out = kdig(p, "tc.test.example", "A")
     t.contains(out, "truncated reply from 127.0.0.1@%d(UDP), retrying over "
