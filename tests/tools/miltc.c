@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -190,6 +191,7 @@ struct hedit {
 
 struct message {
 	char *path;
+	char *return_path; /* its Return-Path: address, for --return-path */
 	struct header *hdrs;
 	size_t nhdrs;
 	char *body; /* CRLF line endings */
@@ -211,6 +213,7 @@ struct mlist {
 struct msgctx {
 	char qid[32];
 	const char *rcpt;
+	const char *mail_from;
 };
 
 struct reply {
@@ -279,6 +282,7 @@ static struct {
 	int load;
 	long connections, per_conn, warmup;
 	int reconnect;
+	int return_path;
 } opt;
 
 /* A milter to talk to: SOCKET, then each --chain SOCKET, in order. */
@@ -335,6 +339,9 @@ static const char *const usage_text[] = {
     "    --client-port N      client port (12345)",
     "    --helo NAME          HELO name (client.example.net)",
     "    --mail-from ADDR     envelope sender (sender@example.org); \"\" is <>",
+    "    --return-path        the envelope sender of each message is the",
+    "                         address of its Return-Path: header, when it has",
+    "                         one (load mode: a corpus of many senders)",
     "    --mail-arg ARG       ESMTP argument to MAIL, e.g. BODY=8BITMIME",
     "                         (repeatable)",
     "    --rcpt ADDR          recipient (repeatable; rcpt@example.com)",
@@ -962,7 +969,7 @@ macro_value(const struct macro *m, const struct msgctx *x, int stage)
 	case DYN_QID:
 		return (x != NULL && stage >= SMFIM_ENVFROM) ? x->qid : NULL;
 	case DYN_MAIL_ADDR:
-		return (x != NULL && stage >= SMFIM_ENVFROM) ? opt.mail_from
+		return (x != NULL && stage >= SMFIM_ENVFROM) ? x->mail_from
 							     : NULL;
 	case DYN_RCPT_ADDR:
 		return (x != NULL && stage == SMFIM_ENVRCPT) ? x->rcpt : NULL;
@@ -1654,6 +1661,8 @@ run_message(struct conn *c, const struct message *m, struct result *res)
 	    (unsigned)getpid() & 0xfff, (unsigned)c->id & 0xff,
 	    c->msgno & 0xffffff);
 	x.rcpt = NULL;
+	x.mail_from = opt.return_path && m->return_path != NULL ? m->return_path
+								: opt.mail_from;
 	c->skip_cmd = 0;
 	if (c->need_abort)
 		pkt_send(c, SMFIC_ABORT);
@@ -1661,7 +1670,7 @@ run_message(struct conn *c, const struct message *m, struct result *res)
 
 	if (ev_begin(c, &x, SMFIC_MAIL, SMFIP_NOMAIL, SMFIM_ENVFROM)) {
 		pkt_put(c, "<", 1);
-		pkt_put(c, opt.mail_from, strlen(opt.mail_from));
+		pkt_put(c, x.mail_from, strlen(x.mail_from));
 		pkt_str(c, ">");
 		for (i = 0; i < opt.nmail_args; i++)
 			pkt_str(c, opt.mail_args[i]);
@@ -1840,6 +1849,8 @@ is_header(const char *line, size_t len, size_t *colon)
 	return n;
 }
 
+static char *strip_angle(const char *);
+
 /* parse_message - split a message into headers and a CRLF body */
 static void
 parse_message(const char *buf, size_t len, struct message *m)
@@ -1888,6 +1899,10 @@ parse_message(const char *buf, size_t len, struct message *m)
 		h->value[vlen] = '\0';
 		pos = next;
 	}
+	for (i = 0; i < m->nhdrs && m->return_path == NULL; i++)
+		if (strcasecmp(m->hdrs[i].name, "Return-Path") == 0)
+			m->return_path = strip_angle(
+			    m->hdrs[i].value + strspn(m->hdrs[i].value, " \t"));
 	/* Body: every line ends in CRLF. */
 	m->body = p = xrealloc(NULL, 2 * (len - pos) + 2);
 	while (pos < len) {
@@ -2089,6 +2104,7 @@ free_message(struct message *m)
 	free(m->hdrs);
 	free(m->body);
 	free(m->path);
+	free(m->return_path);
 }
 
 /* free_conn - release the buffers and macro lists of a connection */
@@ -2519,7 +2535,8 @@ main(int argc, char *argv[])
 		O_RECONNECT,
 		O_WARMUP,
 		O_QUICKACK,
-		O_CHAIN
+		O_CHAIN,
+		O_RETURN_PATH
 	};
 	static const struct option longopts[] = {
 	    {"client-ip", required_argument, NULL, O_CLIENT_IP},
@@ -2543,6 +2560,7 @@ main(int argc, char *argv[])
 	    {"warmup", required_argument, NULL, O_WARMUP},
 	    {"quickack", no_argument, NULL, O_QUICKACK},
 	    {"chain", required_argument, NULL, O_CHAIN},
+	    {"return-path", no_argument, NULL, O_RETURN_PATH},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -2644,6 +2662,9 @@ main(int argc, char *argv[])
 			usage("--quickack needs TCP_QUICKACK (Linux)");
 #endif
 			opt.quickack = 1;
+			break;
+		case O_RETURN_PATH:
+			opt.return_path = 1;
 			break;
 		case O_CHAIN:
 			if (nchain + 1 == MAX_CHAIN)
