@@ -6,7 +6,8 @@
 #                              authgate user, run authgate -f (foreground)
 #   sh contrib/setup.sh test   install build and test packages, then
 #                              tests/run-all (every test, two builds)
-#   sh contrib/setup.sh deps [run|test]   only install the packages
+#   sh contrib/setup.sh deps [run|test|bench]   only install the packages
+#                              (bench: what make bench compares with)
 set -eu
 cd "$(dirname "$0")/.."
 mode=${1:-run}
@@ -15,6 +16,9 @@ BUILD_PKGS="build-essential autoconf automake pkg-config
  libmilter-dev libopendkim-dev libspf2-dev libssl-dev libunbound-dev
  libpcre2-dev libsqlite3-dev libidn2-dev libpq-dev zlib1g-dev libcmocka-dev
  libmicrohttpd-dev"
+# make bench: the milters authgate is compared with, and perf to profile
+BENCH_PKGS="opendkim opendkim-tools opendmarc python3-dkim python3-nacl
+ python3-dnslib linux-perf strace"
 TEST_PKGS="postfix sasl2-bin swaks knot-dnsutils python3 python3-milter
  python3-dnslib python3-dnspython python3-dkim python3-spf python3-nacl
  python3-yaml opendkim opendkim-tools
@@ -83,11 +87,12 @@ deps)
 	# shellcheck disable=SC2086
 	case "${2:-test}" in
 	run) apt_install $BUILD_PKGS ;;
+	bench) apt_install $BUILD_PKGS $BENCH_PKGS ;;
 	*) apt_install $BUILD_PKGS $TEST_PKGS ;;
 	esac
 	;;
 *)
-	echo "usage: sh contrib/setup.sh run|test|deps [run|test]" >&2
+	echo "usage: sh contrib/setup.sh run|test|deps [run|test|bench]" >&2
 	exit 2
 	;;
 esac

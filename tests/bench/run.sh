@@ -2,10 +2,14 @@
 # run.sh - `make bench`: the benchmarks, on loopback, with their figures
 # printed and written to build/bench-results.txt. Not part of the tests:
 # nothing here passes or fails, it measures.
+# BENCH_QUICK=1: fewer iterations everywhere, for development (its figures
+# are rough); milter.sh describes the other knobs of the milter benchmark.
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${AUTHGATE_BUILDDIR:-$HERE/../../build}
 OUT=$BUILD/bench-results.txt
+N_SPF=20000 N_DKIM=2000 N_COLD=100
+[ -n "${BENCH_QUICK:-}" ] && N_SPF=2000 N_DKIM=200 N_COLD=20
 T=$(mktemp -d)
 PIDS=""
 cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
@@ -35,17 +39,17 @@ J
 	echo "## SPF (libspf2 behind our resolver), whole pipeline, no MTA"
 	dns "$T/warm.json" warm
 	for th in 1 2; do
-		"$BUILD/tests/bench/spf_bench" "$DNSPORT" warm 20000 "$th"
+		"$BUILD/tests/bench/spf_bench" "$DNSPORT" warm "$N_SPF" "$th"
 	done
 	dns "$T/cold.json" cold
 	echo "# every answer from a DNS server that waits 50 ms (TTL 0)"
-	"$BUILD/tests/bench/spf_bench" "$DNSPORT" cold 100
+	"$BUILD/tests/bench/spf_bench" "$DNSPORT" cold "$N_COLD"
 	echo
 	echo "## DKIM (verify: libopendkim; sign: dkim_signer.c), whole pipeline, no MTA"
 	echo "# a 4 KB message, 7 headers; keys from a warm cache"
 	echo '{"records": []}' > "$T/dkim.json"
 	dns "$T/dkim.json" dkim
-	"$BUILD/tests/bench/dkim_bench" "$DNSPORT" "$T/dkim.json" 2000 |
+	"$BUILD/tests/bench/dkim_bench" "$DNSPORT" "$T/dkim.json" "$N_DKIM" |
 	    tee "$T/dkim.out"
 	echo "# the OpenSSL ceiling on this machine, same run (openssl speed)"
 	openssl speed -seconds 3 rsa2048 ed25519 2>/dev/null |
@@ -74,4 +78,8 @@ if rsa and ed:
             three = 1 / (2 / ceil["verify rsa"] + 1 / ceil["verify ed"])
             print("# %s: %.1f%% of OpenSSL's %.0f (RSA, Ed25519, RSA) verify triples/s" % (k, 100 * v / three, three))
 PY
+	echo
+	echo "## Milter load: authgate, nullmilter and OpenDKIM + OpenDMARC (milter.sh)"
+	BENCH_RAW=$BUILD/bench-results.raw AUTHGATE_BUILDDIR=$BUILD \
+	    "$HERE/milter.sh"
 } | tee "$OUT"

@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,8 +182,16 @@ struct header {
 	char *value; /* after the colon; folded lines joined by "\n" */
 };
 
+/* An add-header (idx -1) or insert-header a milter asked for at EOM. */
+struct hedit {
+	long idx;
+	char *name;
+	char *value;
+};
+
 struct message {
 	char *path;
+	char *return_path; /* its Return-Path: address, for --return-path */
 	struct header *hdrs;
 	size_t nhdrs;
 	char *body; /* CRLF line endings */
@@ -204,6 +213,7 @@ struct mlist {
 struct msgctx {
 	char qid[32];
 	const char *rcpt;
+	const char *mail_from;
 };
 
 struct reply {
@@ -244,6 +254,9 @@ struct conn {
 	unsigned long long sent;
 	FILE *out; /* NULL in load mode */
 	struct stats *st;
+	const struct milter *mt;
+	struct hedit *edits; /* --chain: header edits at EOM, for the next */
+	size_t nedits;
 	char err[512];
 };
 
@@ -269,10 +282,20 @@ static struct {
 	int load;
 	long connections, per_conn, warmup;
 	int reconnect;
+	int return_path;
 } opt;
 
-static struct sockaddr_storage maddr;
-static socklen_t maddrlen;
+/* A milter to talk to: SOCKET, then each --chain SOCKET, in order. */
+struct milter {
+	const char *spec;
+	struct sockaddr_storage addr;
+	socklen_t len;
+};
+
+#define MAX_CHAIN 8
+
+static struct milter milters[MAX_CHAIN];
+static size_t nmilters;
 static struct mlist default_ml[NSTAGES];
 static struct message *msgs;
 static size_t nmsgs;
@@ -316,6 +339,9 @@ static const char *const usage_text[] = {
     "    --client-port N      client port (12345)",
     "    --helo NAME          HELO name (client.example.net)",
     "    --mail-from ADDR     envelope sender (sender@example.org); \"\" is <>",
+    "    --return-path        the envelope sender of each message is the",
+    "                         address of its Return-Path: header, when it has",
+    "                         one (load mode: a corpus of many senders)",
     "    --mail-arg ARG       ESMTP argument to MAIL, e.g. BODY=8BITMIME",
     "                         (repeatable)",
     "    --rcpt ADDR          recipient (repeatable; rcpt@example.com)",
@@ -352,6 +378,14 @@ static const char *const usage_text[] = {
     "                         before the clock starts (0); connecting and",
     "                         negotiating are never measured unless "
     "--reconnect",
+    "    --chain SOCKET       after SOCKET, send every message to this milter",
+    "                         too (repeatable), on a connection of its own,",
+    "                         with the headers the milters before it added or",
+    "                         inserted, as Postfix does with several milters.",
+    "                         Load mode times the whole chain; single mode",
+    "                         prints a line \"milter: SOCKET\" before each",
+    "                         milter's replies.  The first result other than",
+    "                         accept or continue ends the message.",
     "    --help               show this text",
     "",
     "MACROS",
@@ -935,7 +969,7 @@ macro_value(const struct macro *m, const struct msgctx *x, int stage)
 	case DYN_QID:
 		return (x != NULL && stage >= SMFIM_ENVFROM) ? x->qid : NULL;
 	case DYN_MAIL_ADDR:
-		return (x != NULL && stage >= SMFIM_ENVFROM) ? opt.mail_from
+		return (x != NULL && stage >= SMFIM_ENVFROM) ? x->mail_from
 							     : NULL;
 	case DYN_RCPT_ADDR:
 		return (x != NULL && stage == SMFIM_ENVRCPT) ? x->rcpt : NULL;
@@ -1000,17 +1034,18 @@ conn_open(struct conn *c)
 	int fd, flags, one = 1, soerr = 0, n;
 
 	conn_reset(c);
-	fd = socket(maddr.ss_family, SOCK_STREAM, 0);
+	fd = socket(c->mt->addr.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		return seterr(c, "socket: %s", strerror(errno));
 	flags = fcntl(fd, F_GETFL);
 	(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-	if (connect(fd, (struct sockaddr *)&maddr, maddrlen) < 0) {
+	if (connect(fd, (const struct sockaddr *)&c->mt->addr, c->mt->len) <
+	    0) {
 		if (errno != EINPROGRESS && errno != EAGAIN) {
 			n = errno;
 			close(fd);
 			return seterr(
-			    c, "connect to %s: %s", opt.socket, strerror(n));
+			    c, "connect to %s: %s", c->mt->spec, strerror(n));
 		}
 		pfd.fd = fd;
 		pfd.events = POLLOUT;
@@ -1019,7 +1054,7 @@ conn_open(struct conn *c)
 			;
 		if (n == 0) {
 			close(fd);
-			return seterr(c, "connect to %s: timeout", opt.socket);
+			return seterr(c, "connect to %s: timeout", c->mt->spec);
 		}
 		len = sizeof(soerr);
 		if (n < 0 ||
@@ -1028,11 +1063,11 @@ conn_open(struct conn *c)
 			n = soerr != 0 ? soerr : errno;
 			close(fd);
 			return seterr(
-			    c, "connect to %s: %s", opt.socket, strerror(n));
+			    c, "connect to %s: %s", c->mt->spec, strerror(n));
 		}
 	}
 	(void)fcntl(fd, F_SETFL, flags);
-	if (maddr.ss_family != AF_UNIX)
+	if (c->mt->addr.ss_family != AF_UNIX)
 		(void)setsockopt(
 		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	tv.tv_sec = opt.timeout_ms / 1000;
@@ -1423,6 +1458,34 @@ note_edit(
 		    what, (unsigned long)action);
 }
 
+/* keep_edit - with --chain, remember a header the milter added */
+static void
+keep_edit(struct conn *c, long idx, const char *name, const char *value)
+{
+	struct hedit *e;
+
+	if (nmilters < 2)
+		return;
+	c->edits = xrealloc(c->edits, (c->nedits + 1) * sizeof(*c->edits));
+	e = &c->edits[c->nedits++];
+	e->idx = idx;
+	e->name = xstrdup(name);
+	e->value = xstrdup(value);
+}
+
+/* clear_edits - forget the header edits of the last message */
+static void
+clear_edits(struct conn *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nedits; i++) {
+		free(c->edits[i].name);
+		free(c->edits[i].value);
+	}
+	c->nedits = 0;
+}
+
 /* await_eom - collect modifications and the final reply at EOM */
 static int
 await_eom(struct conn *c, struct result *res)
@@ -1463,6 +1526,7 @@ await_eom(struct conn *c, struct result *res)
 			oute(c, b);
 			outs(c, "\n");
 			note_edit(c, &st->addhdr, SMFIF_ADDHDRS, "add-header");
+			keep_edit(c, -1, a, b);
 			continue;
 		case SMFIR_INSHEADER:
 		case SMFIR_CHGHEADER:
@@ -1479,6 +1543,7 @@ await_eom(struct conn *c, struct result *res)
 				    (unsigned long)idx);
 				note_edit(c, &st->inshdr, SMFIF_ADDHDRS,
 				    "insert-header");
+				keep_edit(c, (long)idx, a, b);
 			} else if (*b == '\0') {
 				outf(c, "delete-header: %lu ",
 				    (unsigned long)idx);
@@ -1577,6 +1642,7 @@ run_message(struct conn *c, const struct message *m, struct result *res)
 	int rc, eom = 0;
 
 	memset(res, 0, sizeof(res[0]));
+	clear_edits(c);
 	c->msgno++;
 	if (c->conn_res != 0) {
 		res->code = c->conn_res;
@@ -1595,6 +1661,8 @@ run_message(struct conn *c, const struct message *m, struct result *res)
 	    (unsigned)getpid() & 0xfff, (unsigned)c->id & 0xff,
 	    c->msgno & 0xffffff);
 	x.rcpt = NULL;
+	x.mail_from = opt.return_path && m->return_path != NULL ? m->return_path
+								: opt.mail_from;
 	c->skip_cmd = 0;
 	if (c->need_abort)
 		pkt_send(c, SMFIC_ABORT);
@@ -1602,7 +1670,7 @@ run_message(struct conn *c, const struct message *m, struct result *res)
 
 	if (ev_begin(c, &x, SMFIC_MAIL, SMFIP_NOMAIL, SMFIM_ENVFROM)) {
 		pkt_put(c, "<", 1);
-		pkt_put(c, opt.mail_from, strlen(opt.mail_from));
+		pkt_put(c, x.mail_from, strlen(x.mail_from));
 		pkt_str(c, ">");
 		for (i = 0; i < opt.nmail_args; i++)
 			pkt_str(c, opt.mail_args[i]);
@@ -1781,6 +1849,8 @@ is_header(const char *line, size_t len, size_t *colon)
 	return n;
 }
 
+static char *strip_angle(const char *);
+
 /* parse_message - split a message into headers and a CRLF body */
 static void
 parse_message(const char *buf, size_t len, struct message *m)
@@ -1829,6 +1899,10 @@ parse_message(const char *buf, size_t len, struct message *m)
 		h->value[vlen] = '\0';
 		pos = next;
 	}
+	for (i = 0; i < m->nhdrs && m->return_path == NULL; i++)
+		if (strcasecmp(m->hdrs[i].name, "Return-Path") == 0)
+			m->return_path = strip_angle(
+			    m->hdrs[i].value + strspn(m->hdrs[i].value, " \t"));
 	/* Body: every line ends in CRLF. */
 	m->body = p = xrealloc(NULL, 2 * (len - pos) + 2);
 	while (pos < len) {
@@ -1920,26 +1994,31 @@ load_dir(const char *dir)
 	nmsgs = n;
 }
 
-/* parse_socket - resolve SOCKET into maddr */
+/* parse_socket - resolve SOCKET into one more milter */
 static void
 parse_socket(const char *spec)
 {
+	struct milter *mt;
 	struct addrinfo hints, *ai;
 	struct sockaddr_un *sun;
 	char buf[512], *host, *port, *at;
 	const char *rest;
 	int family, e;
 
+	if (nmilters == MAX_CHAIN)
+		usage("at most %d milters", MAX_CHAIN);
+	mt = &milters[nmilters++];
+	memset(mt, 0, sizeof(*mt));
+	mt->spec = spec;
 	if (strncmp(spec, "unix:", 5) == 0 || strncmp(spec, "local:", 6) == 0 ||
 	    spec[0] == '/') {
 		rest = spec[0] == '/' ? spec : strchr(spec, ':') + 1;
-		sun = (struct sockaddr_un *)&maddr;
-		memset(&maddr, 0, sizeof(maddr));
+		sun = (struct sockaddr_un *)&mt->addr;
 		if (strlen(rest) >= sizeof(sun->sun_path))
 			usage("socket path too long: %s", rest);
 		sun->sun_family = AF_UNIX;
 		memcpy(sun->sun_path, rest, strlen(rest) + 1);
-		maddrlen = sizeof(*sun);
+		mt->len = sizeof(*sun);
 		return;
 	}
 	if (strncmp(spec, "inet:", 5) == 0) {
@@ -1977,8 +2056,8 @@ parse_socket(const char *spec)
 	hints.ai_socktype = SOCK_STREAM;
 	if ((e = getaddrinfo(host, port, &hints, &ai)) != 0)
 		fatal("%s: %s", spec, gai_strerror(e));
-	memcpy(&maddr, ai->ai_addr, ai->ai_addrlen);
-	maddrlen = ai->ai_addrlen;
+	memcpy(&mt->addr, ai->ai_addr, ai->ai_addrlen);
+	mt->len = ai->ai_addrlen;
 	freeaddrinfo(ai);
 }
 
@@ -2025,6 +2104,7 @@ free_message(struct message *m)
 	free(m->hdrs);
 	free(m->body);
 	free(m->path);
+	free(m->return_path);
 }
 
 /* free_conn - release the buffers and macro lists of a connection */
@@ -2036,45 +2116,175 @@ free_conn(struct conn *c)
 	for (s = 0; s < NSTAGES; s++)
 		if (c->ml[s].idx != default_ml[s].idx)
 			free(c->ml[s].idx);
+	clear_edits(c);
+	free(c->edits);
 	free(c->ob);
 	free(c->ib);
 }
 
-/* run_single - single mode: one connection, K copies of one message */
+/*
+ * edited_message - the message as milter n of a chain sees it: with the
+ * headers milters 0..n-1 added or inserted, as Postfix does (it applies
+ * one milter's edits to the queue file before it sends the content to
+ * the next).  The result shares the body and unedited headers with m;
+ * free it with free_edited().
+ */
+static void
+edited_message(const struct message *m, const struct conn *cs, size_t n,
+    struct message *out)
+{
+	const struct hedit *e;
+	struct header *h;
+	size_t i, j, k, at, len, total = 0;
+	char *v;
+
+	memset(out, 0, sizeof(*out));
+	out->path = m->path;
+	out->body = m->body;
+	out->bodylen = m->bodylen;
+	for (j = 0; j < n; j++)
+		total += cs[j].nedits;
+	out->hdrs = xrealloc(NULL, (m->nhdrs + total + 1) * sizeof(*out->hdrs));
+	memcpy(out->hdrs, m->hdrs, m->nhdrs * sizeof(*out->hdrs));
+	out->nhdrs = m->nhdrs;
+	for (j = 0; j < n; j++) {
+		for (i = 0; i < cs[j].nedits; i++) {
+			e = &cs[j].edits[i];
+			/* "name: value", CRLF folding as LF (parse_message's form) */
+			len = strlen(e->value);
+			v = xrealloc(NULL, len + 2);
+			k = 0;
+			if (e->value[0] != ' ' && e->value[0] != '\t')
+				v[k++] = ' ';
+			for (at = 0; at < len; at++)
+				if (e->value[at] != '\r' ||
+				    e->value[at + 1] != '\n')
+					v[k++] = e->value[at];
+			v[k] = '\0';
+			at = e->idx < 0 || (size_t)e->idx > out->nhdrs
+			    ? out->nhdrs
+			    : (size_t)e->idx;
+			memmove(out->hdrs + at + 1, out->hdrs + at,
+			    (out->nhdrs - at) * sizeof(*out->hdrs));
+			h = &out->hdrs[at];
+			out->nhdrs++;
+			h->name = xstrdup(e->name);
+			h->value = v;
+		}
+	}
+}
+
+/* free_edited - release what edited_message() allocated */
+static void
+free_edited(const struct message *orig, struct message *m)
+{
+	size_t i, j;
+
+	for (i = 0; i < m->nhdrs; i++) {
+		for (j = 0; j < orig->nhdrs; j++)
+			if (m->hdrs[i].name == orig->hdrs[j].name)
+				break;
+		if (j == orig->nhdrs) {
+			free(m->hdrs[i].name);
+			free(m->hdrs[i].value);
+		}
+	}
+	free(m->hdrs);
+}
+
+/*
+ * run_chain - one message through every milter in turn, each on its own
+ * connection cs[i], the next one seeing the headers the previous added.
+ * XXX Postfix sends each envelope event (MAIL, RCPT, DATA) to every milter
+ * before the next event; here each milter gets its whole transaction in
+ * turn.  The round trips are the same; only their order differs.  The
+ * result is the first that is neither accept nor continue, else the
+ * last; its time runs from the first MAIL to the last EOM reply.
+ */
+static int
+run_chain(struct conn *cs, const struct message *m, struct result *res,
+    size_t *failed)
+{
+	struct message cur;
+	double t0 = now_ms();
+	size_t i;
+	int rc = ST_OK;
+
+	for (i = 0; i < nmilters; i++) {
+		*failed = i;
+		if (i == 0) {
+			rc = run_message(&cs[i], m, res);
+		} else {
+			edited_message(m, cs, i, &cur);
+			rc = run_message(&cs[i], &cur, res);
+			free_edited(m, &cur);
+		}
+		if (rc != ST_OK ||
+		    (res->code != RES_ACCEPT && res->code != RES_CONTINUE))
+			break;
+	}
+	res->ms = now_ms() - t0;
+	return rc;
+}
+
+/*
+ * run_single - single mode: one connection per milter, K copies of one
+ * message, each through the milters in turn (see run_chain)
+ */
 static int
 run_single(const char *path)
 {
-	struct message m;
-	struct conn c;
+	struct message m, cur;
+	struct conn cs[MAX_CHAIN];
 	struct stats st;
 	struct result res;
+	size_t i;
 	long k;
-	int rc;
+	int rc = ST_OK;
 
 	load_message(path, &m);
-	memset(&c, 0, sizeof(c));
+	memset(cs, 0, sizeof(cs));
 	memset(&st, 0, sizeof(st));
-	c.fd = -1;
-	c.out = stdout;
-	c.st = &st;
-	if (conn_start(&c) != ST_OK)
-		fatal("%s", c.err);
+	for (i = 0; i < nmilters; i++) {
+		cs[i].fd = -1;
+		cs[i].out = stdout;
+		cs[i].st = &st;
+		cs[i].mt = &milters[i];
+		if (conn_start(&cs[i]) != ST_OK)
+			fatal("%s", cs[i].err);
+	}
 	for (k = 1; k <= opt.messages; k++) {
 		if (opt.messages > 1)
 			printf("message: %ld\n", k);
-		rc = run_message(&c, &m, &res);
-		if (rc == ST_DISC) {
-			printf("result: disconnected\n");
+		for (i = 0; i < nmilters; i++) {
+			if (nmilters > 1)
+				printf("milter: %s\n", milters[i].spec);
+			if (i == 0) {
+				rc = run_message(&cs[i], &m, &res);
+			} else {
+				edited_message(&m, cs, i, &cur);
+				rc = run_message(&cs[i], &cur, &res);
+				free_edited(&m, &cur);
+			}
+			if (rc == ST_DISC) {
+				printf("result: disconnected\n");
+				break;
+			}
+			if (rc != ST_OK) {
+				conn_close(&cs[i], 0);
+				fatal("%s", cs[i].err);
+			}
+			print_result(&cs[i], &res);
+			if (res.code != RES_ACCEPT && res.code != RES_CONTINUE)
+				break;
+		}
+		if (rc == ST_DISC)
 			break;
-		}
-		if (rc != ST_OK) {
-			conn_close(&c, 0);
-			fatal("%s", c.err);
-		}
-		print_result(&c, &res);
 	}
-	conn_close(&c, 1);
-	free_conn(&c);
+	for (i = 0; i < nmilters; i++) {
+		conn_close(&cs[i], 1);
+		free_conn(&cs[i]);
+	}
 	free_message(&m);
 	if (fflush(stdout) != 0)
 		fatal("write error on standard output");
@@ -2104,43 +2314,51 @@ load_error(struct worker *w, const char *msg)
 	pthread_mutex_unlock(&errlock);
 }
 
-/* worker_one - send one message in load mode, recording it if asked */
+/*
+ * worker_one - send one message in load mode (through every milter in
+ * turn), recording it if asked
+ */
 static void
-worker_one(struct worker *w, struct conn *c, int *open, const struct message *m,
-    int record)
+worker_one(struct worker *w, struct conn *cs, int *open,
+    const struct message *m, int record)
 {
 	struct result res;
+	size_t i, failed = 0;
 	int rc;
 
-	if (!*open) {
-		if (conn_start(c) != ST_OK) {
-			load_error(w, c->err);
-			return;
+	for (i = 0; i < nmilters; i++) {
+		if (!open[i]) {
+			if (conn_start(&cs[i]) != ST_OK) {
+				load_error(w, cs[i].err);
+				return;
+			}
+			open[i] = 1;
 		}
-		*open = 1;
+		cs[i].st = record ? &w->st : NULL;
 	}
-	c->st = record ? &w->st : NULL;
-	rc = run_message(c, m, &res);
+	rc = run_chain(cs, m, &res, &failed);
 	if (rc == ST_ERR) {
-		load_error(w, c->err);
-		conn_close(c, 0);
-		*open = 0;
+		load_error(w, cs[failed].err);
+		conn_close(&cs[failed], 0);
+		open[failed] = 0;
 		return;
 	}
 	if (rc == ST_DISC) {
 		if (record)
 			w->st.res[RES_DISCONNECTED]++;
-		conn_close(c, 0);
-		*open = 0;
+		conn_close(&cs[failed], 0);
+		open[failed] = 0;
 		return;
 	}
 	if (record) {
 		w->st.res[res.code]++;
 		w->lat[w->nlat++] = res.ms;
 	}
-	if (opt.reconnect || c->nomore) {
-		conn_close(c, 1);
-		*open = 0;
+	for (i = 0; i < nmilters; i++) {
+		if (opt.reconnect || cs[i].nomore) {
+			conn_close(&cs[i], 1);
+			open[i] = 0;
+		}
 	}
 }
 
@@ -2149,30 +2367,36 @@ static void *
 worker_main(void *arg)
 {
 	struct worker *w = arg;
-	struct conn c;
-	size_t k;
+	struct conn cs[MAX_CHAIN];
+	int open[MAX_CHAIN];
+	size_t k, i;
 	long j;
-	int open = 0;
 
-	memset(&c, 0, sizeof(c));
-	c.fd = -1;
-	c.id = w->id;
+	memset(cs, 0, sizeof(cs));
 	w->lat = xrealloc(NULL, (size_t)opt.per_conn * sizeof(double));
 	/* Connect and warm up before the clock starts. */
-	if (conn_start(&c) == ST_OK)
-		open = 1;
-	else
-		load_error(w, c.err);
+	for (i = 0; i < nmilters; i++) {
+		cs[i].fd = -1;
+		cs[i].id = w->id;
+		cs[i].mt = &milters[i];
+		open[i] = 0;
+		if (conn_start(&cs[i]) == ST_OK)
+			open[i] = 1;
+		else
+			load_error(w, cs[i].err);
+	}
 	for (j = 0; j < opt.warmup; j++)
-		worker_one(w, &c, &open, &msgs[(size_t)j % nmsgs], 0);
+		worker_one(w, cs, open, &msgs[(size_t)j % nmsgs], 0);
 	pthread_barrier_wait(&start_barrier);
 	for (j = 0; j < opt.per_conn; j++) {
 		k = ((size_t)w->id * (size_t)opt.per_conn + (size_t)j) % nmsgs;
-		worker_one(w, &c, &open, &msgs[k], 1);
+		worker_one(w, cs, open, &msgs[k], 1);
 	}
-	if (open)
-		conn_close(&c, 1);
-	free_conn(&c);
+	for (i = 0; i < nmilters; i++) {
+		if (open[i])
+			conn_close(&cs[i], 1);
+		free_conn(&cs[i]);
+	}
 	return NULL;
 }
 
@@ -2257,9 +2481,9 @@ run_load(const char *dir)
 	ok = t.res[RES_ACCEPT] + t.res[RES_CONTINUE];
 	other = total - ok - t.res[RES_REJECT] - t.res[RES_TEMPFAIL];
 
-	printf("load: socket=%s connections=%ld per-conn=%ld files=%zu%s\n",
-	    opt.socket, opt.connections, opt.per_conn, nmsgs,
-	    opt.reconnect ? " reconnect" : "");
+	printf("load: socket=%s%s connections=%ld per-conn=%ld files=%zu%s\n",
+	    opt.socket, nmilters > 1 ? " (chain)" : "", opt.connections,
+	    opt.per_conn, nmsgs, opt.reconnect ? " reconnect" : "");
 	printf("messages: %lu done, %lu errors, %.3f s, %.1f msgs/s\n", total,
 	    errors, secs, secs > 0 ? total / secs : 0.0);
 	printf("latency ms: p50=%.3f p90=%.3f p99=%.3f max=%.3f\n", p50, p90,
@@ -2310,7 +2534,9 @@ main(int argc, char *argv[])
 		O_PER_CONN,
 		O_RECONNECT,
 		O_WARMUP,
-		O_QUICKACK
+		O_QUICKACK,
+		O_CHAIN,
+		O_RETURN_PATH
 	};
 	static const struct option longopts[] = {
 	    {"client-ip", required_argument, NULL, O_CLIENT_IP},
@@ -2333,10 +2559,13 @@ main(int argc, char *argv[])
 	    {"reconnect", no_argument, NULL, O_RECONNECT},
 	    {"warmup", required_argument, NULL, O_WARMUP},
 	    {"quickack", no_argument, NULL, O_QUICKACK},
+	    {"chain", required_argument, NULL, O_CHAIN},
+	    {"return-path", no_argument, NULL, O_RETURN_PATH},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char **umacros = NULL;
+	const char **umacros = NULL, *chain[MAX_CHAIN];
+	size_t nchain = 0;
 	size_t numacros = 0, i;
 	struct in6_addr a6;
 	struct in_addr a4;
@@ -2434,6 +2663,14 @@ main(int argc, char *argv[])
 #endif
 			opt.quickack = 1;
 			break;
+		case O_RETURN_PATH:
+			opt.return_path = 1;
+			break;
+		case O_CHAIN:
+			if (nchain + 1 == MAX_CHAIN)
+				usage("at most %d milters", MAX_CHAIN);
+			chain[nchain++] = optarg;
+			break;
 		case O_WARMUP:
 			opt.warmup = (long)num(optarg, "warmup", 0, 100000000);
 			break;
@@ -2452,6 +2689,8 @@ main(int argc, char *argv[])
 
 	opt.socket = argv[0];
 	parse_socket(opt.socket);
+	for (i = 0; i < nchain; i++)
+		parse_socket(chain[i]);
 	if (opt.client_ip[0] == '\0' || strcmp(opt.client_ip, "unknown") == 0)
 		opt.family = 'U';
 	else if (inet_pton(AF_INET, opt.client_ip, &a4) == 1)
