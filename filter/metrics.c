@@ -277,9 +277,10 @@ mx_snapshot_render(struct buf *b)
 	struct dns_stats st;
 	unsigned long long written = 0, dropped = 0;
 
-	if (s == NULL)
-		return;
-	dns_stats(s->dns, &st);
+	/* before the first snapshot is in force: zeros, every name served */
+	memset(&st, 0, sizeof(st));
+	if (s != NULL)
+		dns_stats(s->dns, &st);
 	buf_addstr(b,
 	    "# HELP authgate_dns_queries_total Queries sent to the "
 	    "resolver library (cache misses).\n"
@@ -305,7 +306,7 @@ mx_snapshot_render(struct buf *b)
 	    "garbled answers.\n"
 	    "# TYPE authgate_dns_servfails_total counter\n");
 	buf_addf(b, "authgate_dns_servfails_total %llu\n", st.servfails);
-	if (s->dhist != NULL)
+	if (s != NULL && s->dhist != NULL)
 		dhist_stats(s->dhist, &written, &dropped);
 	buf_addstr(b,
 	    "# HELP authgate_dmarc_history_rows_total DMARC "
@@ -319,7 +320,8 @@ mx_snapshot_render(struct buf *b)
 	    "# HELP authgate_config_generation Configuration "
 	    "generation in force (1 at start, +1 per reload).\n"
 	    "# TYPE authgate_config_generation gauge\n");
-	buf_addf(b, "authgate_config_generation %lu\n", s->generation);
+	buf_addf(b, "authgate_config_generation %lu\n",
+	    s != NULL ? s->generation : 0UL);
 	snapshot_release(s);
 }
 

@@ -20,6 +20,8 @@ CLIENT = "198.51.100.25"
 
 
 def scrape(port):
+    # the endpoint opens a moment after the milter port the harness waits for
+    H.wait_until(lambda: _connects(port), 10, "metrics port %d" % port)
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port,
                                 timeout=5) as r:
         ctype = r.headers.get("Content-Type")
@@ -30,6 +32,15 @@ def scrape(port):
             name, value = line.rsplit(" ", 1)
             values[name] = float(value)
     return ctype, text, values
+
+
+def _connects(port):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 @tap.test
