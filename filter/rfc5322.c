@@ -140,9 +140,10 @@ r5322_next(struct r5322_lex *lx)
 		     lx->off++) {
 			if (lx->s[lx->off] == '\\' && lx->off + 1 < lx->len)
 				lx->off++;
-			else if (lx->s[lx->off] == '\r' ||
-			    lx->s[lx->off] == '\n')
-				continue; /* folding inside the quotes */
+			/* folding inside the quotes, escaped or not: a CR or
+			 * LF never reaches an address */
+			if (lx->s[lx->off] == '\r' || lx->s[lx->off] == '\n')
+				continue;
 			out[n++] = lx->s[lx->off];
 		}
 		if (lx->off >= lx->len)
@@ -191,9 +192,19 @@ r5322_next(struct r5322_lex *lx)
 static const char *
 r5322_word(struct r5322_lex *lx, enum r5322_tok t)
 {
+	char *w;
+	size_t i, n = 0;
+
 	if (t == R5322_QUOTED)
 		return lx->text;
-	return arena_strndup(lx->a, lx->text, lx->tlen);
+	if ((w = arena_alloc(lx->a, lx->tlen + 1)) == NULL)
+		return NULL;
+	/* a domain literal may be folded: its CR and LF are dropped */
+	for (i = 0; i < lx->tlen; i++)
+		if (lx->text[i] != '\r' && lx->text[i] != '\n')
+			w[n++] = lx->text[i];
+	w[n] = '\0';
+	return w;
 }
 
 /* rfc5322_addr_list - the mailboxes of an address list */

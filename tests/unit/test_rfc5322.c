@@ -95,6 +95,11 @@ test_addresses(void **state)
 		"user@example.org"},
 	    {"x@[192.0.2.1]", "x@[192.0.2.1]"},
 	    {"Alice\r\n\t<alice@example.org>", "alice@example.org"},
+	    /* folds inside literals and quoted strings (escaped or not) never
+	     * leave a CR or LF in an address (fuzz_addr found the literal) */
+	    {"[192\r\n 2.1]@example.org", "[192 2.1]@example.org"},
+	    {"x@[192.0.2.1\r\n ]", "x@[192.0.2.1 ]"},
+	    {"\"a\\\r\n b\"@example.org", "a b@example.org"},
 	    {"", ""},
 	    /* not address lists */
 	    {"a@", "ERR"},
