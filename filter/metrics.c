@@ -269,6 +269,15 @@ mx_names_render(
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* mx_counter - one unlabelled counter with its HELP and TYPE lines */
+static void
+mx_counter(
+    struct buf *b, const char *name, const char *help, unsigned long long v)
+{
+	buf_addf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help,
+	    name, name, v);
+}
+
 /* mx_snapshot_render - the resolver's and the history's counters */
 static void
 mx_snapshot_render(struct buf *b)
@@ -281,31 +290,16 @@ mx_snapshot_render(struct buf *b)
 	memset(&st, 0, sizeof(st));
 	if (s != NULL)
 		dns_stats(s->dns, &st);
-	buf_addstr(b,
-	    "# HELP authgate_dns_queries_total Queries sent to the "
-	    "resolver library (cache misses).\n"
-	    "# TYPE authgate_dns_queries_total counter\n");
-	buf_addf(b, "authgate_dns_queries_total %llu\n", st.queries);
-	buf_addstr(b,
-	    "# HELP authgate_dns_cache_hits_total Answers from "
-	    "authgate's DNS cache.\n"
-	    "# TYPE authgate_dns_cache_hits_total counter\n");
-	buf_addf(b, "authgate_dns_cache_hits_total %llu\n", st.cache_hits);
-	buf_addstr(b,
-	    "# HELP authgate_dns_joined_total Lookups that joined "
-	    "one already in flight.\n"
-	    "# TYPE authgate_dns_joined_total counter\n");
-	buf_addf(b, "authgate_dns_joined_total %llu\n", st.joined);
-	buf_addstr(b,
-	    "# HELP authgate_dns_timeouts_total Lookups past "
-	    "dns_timeout.\n"
-	    "# TYPE authgate_dns_timeouts_total counter\n");
-	buf_addf(b, "authgate_dns_timeouts_total %llu\n", st.timeouts);
-	buf_addstr(b,
-	    "# HELP authgate_dns_servfails_total SERVFAIL and "
-	    "garbled answers.\n"
-	    "# TYPE authgate_dns_servfails_total counter\n");
-	buf_addf(b, "authgate_dns_servfails_total %llu\n", st.servfails);
+	mx_counter(b, "authgate_dns_queries_total",
+	    "Queries sent to the resolver library (cache misses).", st.queries);
+	mx_counter(b, "authgate_dns_cache_hits_total",
+	    "Answers from authgate's DNS cache.", st.cache_hits);
+	mx_counter(b, "authgate_dns_joined_total",
+	    "Lookups that joined one already in flight.", st.joined);
+	mx_counter(b, "authgate_dns_timeouts_total",
+	    "Lookups past dns_timeout.", st.timeouts);
+	mx_counter(b, "authgate_dns_servfails_total",
+	    "SERVFAIL and garbled answers.", st.servfails);
 	if (s != NULL && s->dhist != NULL)
 		dhist_stats(s->dhist, &written, &dropped);
 	buf_addstr(b,

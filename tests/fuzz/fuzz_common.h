@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,6 +83,21 @@ fuzz_known(const char *file, int line, const char *cond, const char *id,
 		noted = true;
 	}
 	return false;
+}
+
+/* fuzz_memfd - an anonymous file and its /proc/self/fd path, so a target
+ * can hand a file name to code that opens one (no temporary files) */
+static int __attribute__((unused))
+fuzz_memfd(const char *name, char *path, size_t len)
+{
+	int fd = memfd_create(name, 0);
+
+	if (fd == -1) {
+		perror("memfd_create");
+		abort();
+	}
+	snprintf(path, len, "/proc/self/fd/%d", fd);
+	return fd;
 }
 
 /* fuzz_quiet_logs - daemon logs formatted but discarded (see above) */

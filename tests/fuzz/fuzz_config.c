@@ -33,20 +33,6 @@
 static int conf_fd = -1, print_fd = -1;
 static char conf_path[64], print_path[64];
 
-/* fuzz_memfd - an anonymous file and its /proc path */
-static int
-fuzz_memfd(const char *name, char *path, size_t len)
-{
-	int fd = memfd_create(name, 0);
-
-	if (fd == -1) {
-		perror("memfd_create");
-		abort();
-	}
-	snprintf(path, len, "/proc/self/fd/%d", fd);
-	return fd;
-}
-
 /* fuzz_fill - make the memfd hold exactly these bytes */
 static void
 fuzz_fill(int fd, const void *data, size_t len)

@@ -66,20 +66,6 @@ cleanup(void)
 	rmdir(dir);
 }
 
-/* memfd_path - an anonymous file and its /proc path */
-static int
-memfd_path(const char *name, char *path, size_t len)
-{
-	int fd = memfd_create(name, 0);
-
-	if (fd == -1) {
-		perror("memfd_create");
-		abort();
-	}
-	snprintf(path, len, "/proc/self/fd/%d", fd);
-	return fd;
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -96,8 +82,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	write_key(EVP_PKEY_RSA, 1024, rsa_path);
 	write_key(EVP_PKEY_ED25519, 0, ed_path);
 	atexit(cleanup);
-	kt_fd = memfd_path("KeyTable", kt_path, sizeof(kt_path));
-	st_fd = memfd_path("SigningTable", st_path, sizeof(st_path));
+	kt_fd = fuzz_memfd("KeyTable", kt_path, sizeof(kt_path));
+	st_fd = fuzz_memfd("SigningTable", st_path, sizeof(st_path));
 	return 0;
 }
 

@@ -181,6 +181,21 @@ hits(const struct out *o)
 	return false;
 }
 
+/* want_hit - a snapshot with one rule X, a message: does X hit? */
+static void
+want_hit(const char *name, const char *rule, const struct smtp *smtp,
+    const char *msg, bool want)
+{
+	struct snapshot *s = snap_rules(rule, NULL, 0);
+	struct out o;
+
+	run(s, smtp, msg, &o);
+	if (hits(&o) != want)
+		fail_msg("%s: rules '%s', want X %s", name, o.rules,
+		    want ? "hit" : "not hit");
+	snapshot_release(s);
+}
+
 static const char plain[] = "From: Alice <alice@sender.example>\n"
 			    "To: bob@rcpt.example\n"
 			    "Subject: lunch\n"
@@ -301,16 +316,10 @@ test_evals(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct snapshot *s = snap_rules(rows[i].rule, NULL, 0);
-		struct out o;
-
 		fake_spf = rows[i].spf ? rows[i].spf : "none";
 		fake_dkim = rows[i].dkim;
-		run(s, rows[i].smtp, rows[i].msg, &o);
-		if (hits(&o) != rows[i].want)
-			fail_msg("%s: rules '%s', want X %s", rows[i].name,
-			    o.rules, rows[i].want ? "hit" : "not hit");
-		snapshot_release(s);
+		want_hit(rows[i].name, rows[i].rule, rows[i].smtp, rows[i].msg,
+		    rows[i].want);
 	}
 	fake_spf = "none";
 	fake_dkim = NULL;
@@ -354,16 +363,9 @@ test_headers(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct snapshot *s = snap_rules(rows[i].rule, NULL, 0);
-		struct out o;
-
-		run(s, NULL, rows[i].msg, &o);
-		if (hits(&o) != rows[i].want)
-			fail_msg("%s: rules '%s', want X %s", rows[i].name,
-			    o.rules, rows[i].want ? "hit" : "not hit");
-		snapshot_release(s);
-	}
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		want_hit(rows[i].name, rows[i].rule, NULL, rows[i].msg,
+		    rows[i].want);
 }
 
 static const char mime_msg[] =
@@ -426,16 +428,9 @@ test_body(void **state)
 	size_t i;
 
 	(void)state;
-	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
-		struct snapshot *s = snap_rules(rows[i].rule, NULL, 0);
-		struct out o;
-
-		run(s, NULL, rows[i].msg, &o);
-		if (hits(&o) != rows[i].want)
-			fail_msg("%s: rules '%s', want X %s", rows[i].name,
-			    o.rules, rows[i].want ? "hit" : "not hit");
-		snapshot_release(s);
-	}
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		want_hit(rows[i].name, rows[i].rule, NULL, rows[i].msg,
+		    rows[i].want);
 }
 
 static const char score_rules[] = "header A Subject =~ /lunch/\n"
