@@ -115,11 +115,11 @@ unit=/lib/systemd/system/authgate.service
 user=$(sed -n 's/^User=//p' "$unit")
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit" | sed 's/ \$AUTHGATE_OPTS$//')
 is "the unit runs authgate -f as authgate" "$user:$exec_start" "authgate:/usr/sbin/authgate -f"
-# RuntimeDirectory=authgate, as systemd would make it
-if [ ! -d /run/authgate ]; then
-	MADE_RUN=1
-	install -d -o authgate -g authgate -m 0750 /run/authgate
-fi
+# RuntimeDirectory=authgate, as systemd makes it at every start: owned
+# by the unit's user even when an older one is there (a run before the
+# package, say)
+[ -d /run/authgate ] || MADE_RUN=1
+install -d -o authgate -g authgate -m 0750 /run/authgate
 PORT=$(free_port)
 setpriv --reuid="$user" --regid="$user" --init-groups --no-new-privs \
     $exec_start -o "milter_socket=inet:$PORT@127.0.0.1" \
