@@ -309,7 +309,11 @@ test_evals(void **state)
 		NULL, NULL, true},
 	    {"mailfrom_null", "eval X mailfrom_null()", plain, &null_from, NULL,
 		NULL, true},
-	    {"authenticated: not scored", "eval X mailfrom_null()", plain,
+	    /* the same rule and message: hits from outside, not from an
+	     * authenticated client (whose mail is not scored) */
+	    {"outside client: scored", "header X Subject =~ /lunch/", plain,
+		NULL, NULL, NULL, true},
+	    {"authenticated: not scored", "header X Subject =~ /lunch/", plain,
 		&auth_ok, NULL, NULL, false},
 	};
 	size_t i;
