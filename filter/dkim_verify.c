@@ -47,6 +47,14 @@ struct dkimv_query {
 };
 
 /*
+ * The budget of the message whose dkim_eom() runs in this thread:
+ * libopendkim's DNS hooks get only the library's query service, and the
+ * key it asks for is the one dkimv_on_header() started, so the hook must
+ * ask under the message's budget to be answered from its memo.
+ */
+static __thread struct dns_budget *dkimv_budget;
+
+/*
  * dkimv_qp_ok - is v valid dkim-quoted-printable (RFC 6376 2.11): every
  * "=" followed by two hex digits? libopendkim's decoder reads past the
  * end of a value that ends in "=" or "=X", so such a signature is never
@@ -203,7 +211,7 @@ dkimv_dns_start(void *srv, int type, unsigned char *query, unsigned char *buf,
 	q->type = type;
 	q->buf = buf;
 	q->buflen = buflen;
-	q->q = dns_query_start(srv, NULL, q->name, type);
+	q->q = dns_query_start(srv, dkimv_budget, q->name, type);
 	*qh = q;
 	return DKIM_DNS_SUCCESS;
 }
@@ -520,7 +528,9 @@ dkimv_on_eoh(struct msg *m)
 	dkim_set_user_context(h, m);
 	m->dkimv->h = h;
 	dkimv_feed_headers(h, m);
+	dkimv_budget = &m->dns_budget;
 	st = dkim_eoh(h);
+	dkimv_budget = NULL;
 	if (st != DKIM_STAT_OK)
 		m->dkimv->done = true; /* no usable signature: eom reports */
 	return 0;
@@ -778,7 +788,9 @@ dkimv_on_eom(struct msg *m)
 	if (!dkimv_wanted(m))
 		return 0;
 	if (m->dkimv != NULL && m->dkimv->h != NULL) {
+		dkimv_budget = &m->dns_budget;
 		dkim_eom(m->dkimv->h, NULL);
+		dkimv_budget = NULL;
 		dkimv_collect(m, m->dkimv->h);
 	}
 	if (m->dkimv != NULL && m->dkimv->nrefused > 0)

@@ -43,12 +43,27 @@ struct dns_pending {
 	unsigned hash;
 	int refs; /* waiters + 1 while libunbound owns it (under lock) */
 	bool done;
+	bool expired; /* a waiter's deadline passed before the answer */
 	struct dns_ans *ans;
 	pthread_cond_t cv;
 	struct dns_pending *hnext;	   /* in-flight chain */
 	struct dns_pending *anext, *aprev; /* all pendings, for dns_free */
 	struct dns *dns;
 };
+
+/* A name asked under a budget, and its answer (see dns_budget). */
+struct dns_memo {
+	struct dns_memo *next;
+	struct dns *dns;
+	unsigned hash;
+	struct dns_pending *p; /* one reference while the answer is unknown */
+	struct dns_ans *ans;   /* one reference once it is known */
+	char key[AG_DNS_KEY_MAX];
+};
+
+/* A budget keeps at most this many answers beyond its query count
+ * (cache hits cost no query but are kept too). */
+#define AG_DNS_MEMO_EXTRA 64
 
 struct dns_centry {
 	char key[AG_DNS_KEY_MAX];
@@ -86,7 +101,8 @@ struct dns {
 	char **servers;
 	char *trust_anchor;
 	/* counters */
-	atomic_ullong st_queries, st_hits, st_joined, st_timeouts, st_servfails;
+	atomic_ullong st_queries, st_hits, st_memo, st_joined, st_timeouts,
+	    st_servfails;
 };
 
 static struct dns_ans dns_err_timeout = {
@@ -674,13 +690,92 @@ dns_query_new(struct dns *d)
 	return q;
 }
 
-/* dns_query_start - cache, join, or send */
+/* dns_memo_find - the budget's entry for key (lock held) */
+static struct dns_memo *
+dns_memo_find(
+    struct dns *d, struct dns_budget *b, const char *key, unsigned hash)
+{
+	struct dns_memo *mo;
+
+	for (mo = b->memo; mo != NULL; mo = mo->next)
+		if (mo->hash == hash && mo->dns == d &&
+		    strcmp(mo->key, key) == 0)
+			return mo;
+	return NULL;
+}
+
+/* dns_memo_answer - answer q from a budget's entry (lock held) */
+static void
+dns_memo_answer(struct dns *d, struct dns_memo *mo, struct dns_query *q)
+{
+	if (mo->p != NULL && mo->p->done) {
+		mo->ans = dns_ans_ref(mo->p->ans);
+		dns_pending_release(d, mo->p);
+		mo->p = NULL;
+	}
+	if (mo->ans != NULL)
+		q->ans = dns_ans_ref(mo->ans);
+	else if (mo->p->expired)
+		q->ans = &dns_err_timeout; /* do not wait for it twice */
+	else {
+		mo->p->refs++;
+		q->p = mo->p;
+	}
+}
+
+/* dns_memo_add - keep q's answer (or its query in flight) under the
+ * budget (lock held) */
+static void
+dns_memo_add(struct dns *d, struct dns_budget *b, const char *key,
+    unsigned hash, struct dns_query *q)
+{
+	struct dns_memo *mo;
+
+	if (b->nmemo >= b->max + AG_DNS_MEMO_EXTRA)
+		return;
+	mo = xcalloc(1, sizeof(*mo));
+	mo->dns = d;
+	mo->hash = hash;
+	memcpy(mo->key, key, strlen(key) + 1);
+	if (q->ans != NULL)
+		mo->ans = dns_ans_ref(q->ans);
+	else {
+		mo->p = q->p;
+		mo->p->refs++;
+	}
+	mo->next = b->memo;
+	b->memo = mo;
+	b->nmemo++;
+}
+
+/* dns_budget_release - drop the kept answers */
+void
+dns_budget_release(struct dns_budget *b)
+{
+	struct dns_memo *mo, *next;
+
+	for (mo = b->memo; mo != NULL; mo = next) {
+		next = mo->next;
+		if (mo->p != NULL) {
+			pthread_mutex_lock(&mo->dns->lock);
+			dns_pending_release(mo->dns, mo->p);
+			pthread_mutex_unlock(&mo->dns->lock);
+		}
+		dns_ans_unref(mo->ans);
+		free(mo);
+	}
+	b->memo = NULL;
+	b->nmemo = 0;
+}
+
+/* dns_query_start - memo, cache, join, or send */
 struct dns_query *
 dns_query_start(
     struct dns *d, struct dns_budget *budget, const char *name, int rrtype)
 {
 	struct dns_query *q = dns_query_new(d);
 	struct dns_pending *p;
+	struct dns_memo *mo;
 	pthread_condattr_t ca;
 	char key[AG_DNS_KEY_MAX], wire[4 * AG_DNS_MAX_NAME + 8];
 	unsigned hash;
@@ -693,7 +788,16 @@ dns_query_start(
 	}
 	hash = dns_hash(key);
 	pthread_mutex_lock(&d->lock);
+	if (budget != NULL &&
+	    (mo = dns_memo_find(d, budget, key, hash)) != NULL) {
+		dns_memo_answer(d, mo, q);
+		pthread_mutex_unlock(&d->lock);
+		atomic_fetch_add(&d->st_memo, 1);
+		return q;
+	}
 	if ((q->ans = dns_cache_get(d, key, hash)) != NULL) {
+		if (budget != NULL)
+			dns_memo_add(d, budget, key, hash, q);
 		pthread_mutex_unlock(&d->lock);
 		atomic_fetch_add(&d->st_hits, 1);
 		return q;
@@ -711,6 +815,8 @@ dns_query_start(
 	if (p != NULL) {
 		p->refs++;
 		q->p = p;
+		if (budget != NULL)
+			dns_memo_add(d, budget, key, hash, q);
 		pthread_mutex_unlock(&d->lock);
 		atomic_fetch_add(&d->st_joined, 1);
 		return q;
@@ -731,6 +837,8 @@ dns_query_start(
 		d->all->aprev = p;
 	d->all = p;
 	q->p = p;
+	if (budget != NULL)
+		dns_memo_add(d, budget, key, hash, q);
 	pthread_mutex_unlock(&d->lock);
 
 	atomic_fetch_add(&d->st_queries, 1);
@@ -765,6 +873,7 @@ dns_query_wait(struct dns_query *q, const struct dns_answer **ansp)
 			q->ans = dns_ans_ref(p->ans);
 		} else {
 			q->ans = &dns_err_timeout;
+			p->expired = true;
 			atomic_fetch_add(&d->st_timeouts, 1);
 			/* Fail fast for a while; a late answer replaces this. */
 			dns_cache_put(
@@ -832,6 +941,7 @@ dns_stats(struct dns *d, struct dns_stats *st)
 {
 	st->queries = atomic_load(&d->st_queries);
 	st->cache_hits = atomic_load(&d->st_hits);
+	st->memo_hits = atomic_load(&d->st_memo);
 	st->joined = atomic_load(&d->st_joined);
 	st->timeouts = atomic_load(&d->st_timeouts);
 	st->servfails = atomic_load(&d->st_servfails);

@@ -72,15 +72,27 @@ struct dns_conf {
 	const char *trust_anchor; /* file, "" or NULL: no DNSSEC */
 };
 
-/* Per-message budget: dns_query_start counts against it. */
+struct dns_memo;
+
+/*
+ * Per-message budget and memory: dns_query_start counts the queries it
+ * sends against it, and every name asked under a budget is answered the
+ * same way for the rest of its life (the first answer is kept, even one
+ * with TTL 0, and a second asker joins a query in flight): one message
+ * never asks the same question twice, whatever the TTLs. Zero it to
+ * start; dns_budget_release() drops what it keeps.
+ */
 struct dns_budget {
 	unsigned used;
 	unsigned max;
+	struct dns_memo *memo;
+	unsigned nmemo;
 };
 
 struct dns_stats {
 	unsigned long long queries;    /* sent to libunbound */
 	unsigned long long cache_hits; /* answered from our cache */
+	unsigned long long memo_hits;  /* asked again within one budget */
 	unsigned long long joined;     /* attached to a query in flight */
 	unsigned long long timeouts;
 	unsigned long long servfails;
@@ -131,6 +143,10 @@ void dns_query_free(struct dns_query *);
  * is out of memory, in which case the handle has been freed already.
  */
 int dns_query_defer(struct arena *, struct dns_query *);
+
+/* dns_budget_release - drop the answers a budget keeps (and keep its
+ * counts); the budget may be used again afterwards. */
+void dns_budget_release(struct dns_budget *);
 
 /* dns_stats - counters since dns_new. */
 void dns_stats(struct dns *, struct dns_stats *);

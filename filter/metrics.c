@@ -294,6 +294,9 @@ mx_snapshot_render(struct buf *b)
 	    "Queries sent to the resolver library (cache misses).", st.queries);
 	mx_counter(b, "authgate_dns_cache_hits_total",
 	    "Answers from authgate's DNS cache.", st.cache_hits);
+	mx_counter(b, "authgate_dns_memo_hits_total",
+	    "Names asked again within one message, answered as the first time.",
+	    st.memo_hits);
 	mx_counter(b, "authgate_dns_joined_total",
 	    "Lookups that joined one already in flight.", st.joined);
 	mx_counter(b, "authgate_dns_timeouts_total",

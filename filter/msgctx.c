@@ -197,6 +197,7 @@ msg_free(struct msg *m)
 		return;
 	if (m->conn->msg == m)
 		m->conn->msg = NULL;
+	dns_budget_release(&m->dns_budget);
 	arena_free(m->arena);
 }
 

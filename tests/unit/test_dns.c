@@ -239,7 +239,7 @@ test_join(void **state)
 static void
 test_budget(void **state)
 {
-	struct dns_budget b = {0, 2};
+	struct dns_budget b = {0, 2, NULL, 0};
 	struct dns_query *q[3];
 	const struct dns_answer *a;
 
@@ -259,6 +259,88 @@ test_budget(void **state)
 	dns_query_free(q[0]);
 	dns_query_free(q[1]);
 	dns_query_free(q[2]);
+	dns_budget_release(&b);
+}
+
+/* ms_since - milliseconds since t0 */
+static long long
+ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000LL +
+	    (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* A budget keeps what it was told: a TTL 0 name, a query in flight and a
+ * timeout are each asked once per budget; other budgets ask again. */
+static void
+test_memo(void **state)
+{
+	struct dns_budget b = {0, 10, NULL, 0}, other = {0, 10, NULL, 0};
+	struct dns_query *q1, *q2;
+	const struct dns_answer *a;
+	struct dns_stats before, after;
+	struct dns *d0;
+	struct timespec t0;
+	unsigned n0;
+
+	(void)state;
+	n0 = fakedns_count(fk, "ttl0.example");
+	q1 = dns_query_start(dns, &b, "ttl0.example", 16);
+	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_OK);
+	dns_query_free(q1);
+	q1 = dns_query_start(dns, &b, "TTL0.example.", 16);
+	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_OK);
+	assert_int_equal(a->nrr, 1);
+	dns_query_free(q1);
+	assert_int_equal(fakedns_count(fk, "ttl0.example"), n0 + 1);
+	assert_int_equal(b.used, 1);
+	q1 = dns_query_start(dns, &other, "ttl0.example", 16);
+	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_OK);
+	dns_query_free(q1);
+	assert_int_equal(fakedns_count(fk, "ttl0.example"), n0 + 2);
+	dns_budget_release(&b);
+	assert_null(b.memo);
+	q1 = dns_query_start(dns, &b, "ttl0.example", 16);
+	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_OK);
+	dns_query_free(q1);
+	assert_int_equal(fakedns_count(fk, "ttl0.example"), n0 + 3);
+
+	/* a second asker joins the first one's query, which is still out */
+	dns_stats(dns, &before);
+	q1 = dns_query_start(dns, &b, "slow.example", 15);
+	q2 = dns_query_start(dns, &b, "slow.example", 15);
+	assert_false(dns_query_ready(q2));
+	assert_int_equal(dns_query_wait(q2, &a), AG_DNS_NODATA);
+	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_NODATA);
+	dns_stats(dns, &after);
+	assert_int_equal(after.queries, before.queries + 1);
+	assert_int_equal(after.memo_hits, before.memo_hits + 1);
+	dns_query_free(q2);
+	dns_budget_release(&b); /* q1 still holds the answer */
+	dns_query_free(q1);
+
+	/* once a deadline passed, the name times out at once for this budget
+	 * (no error cache here to hide it) */
+	d0 = mkdns(200, 1000, 0);
+	q1 = dns_query_start(d0, &b, "silent.example", 16);
+	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	q2 = dns_query_start(d0, &b, "silent.example", 16);
+	assert_int_equal(dns_query_wait(q2, &a), AG_DNS_TIMEOUT);
+	assert_true(ms_since(&t0) < 100);
+	dns_query_free(q1);
+	dns_query_free(q2);
+	dns_budget_release(&b);
+	q1 = dns_query_start(d0, &other, "silent.example", 16);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_TIMEOUT);
+	assert_true(ms_since(&t0) >= 150);
+	dns_query_free(q1);
+	dns_budget_release(&other);
+	dns_unref(d0);
 }
 
 static void
@@ -355,6 +437,7 @@ main(void)
 	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_join),
 	    cmocka_unit_test(test_budget),
+	    cmocka_unit_test(test_memo),
 	    cmocka_unit_test(test_free_before_answer),
 	    cmocka_unit_test(test_rr_malformed),
 	    cmocka_unit_test(test_rr_name_max),
