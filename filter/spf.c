@@ -13,6 +13,7 @@
 #include "util/buf.h"
 #include "util/str.h"
 #include "msgctx.h"
+#include "spf_record.h"
 #include "spf_eval.h"
 #include "spf.h"
 
@@ -211,6 +212,102 @@ spf_on_mail(struct msg *m)
 	return 0;
 }
 
+/* spf_term_covers - does an ip4/ip6 term match the client address? */
+static bool
+spf_term_covers(const struct spf_term *t, const unsigned char *ip, int family)
+{
+	int bits = t->mech == AG_SPF_M_IP4 ? (t->cidr4 < 0 ? 32 : t->cidr4) + 96
+					   : (t->cidr6 < 0 ? 128 : t->cidr6);
+	int i;
+
+	if ((t->mech == AG_SPF_M_IP4) != (family == 4))
+		return false;
+	for (i = 0; i < bits; i++)
+		if (((ip[i / 8] ^ t->addr[i / 8]) >> (7 - i % 8)) & 1)
+			return false;
+	return true;
+}
+
+/* spf_record_of - the one SPF record of a TXT answer, parsed, or -1 */
+static int
+spf_record_of(struct msg *m, const struct dns_answer *a, struct spf_rec *rec)
+{
+	const char *txt = NULL, *why;
+	size_t len = 0, i, n;
+	char *t;
+
+	for (i = 0; i < a->nrr; i++) {
+		if ((t = dns_rr_txt(m->arena, &a->rr[i], &n)) == NULL)
+			return -1;
+		if (!spf_record_is_spf(t, n))
+			continue;
+		if (txt != NULL)
+			return -1; /* two records: permerror, nothing to fetch */
+		txt = t;
+		len = n;
+	}
+	if (txt == NULL)
+		return -1;
+	return spf_record_parse(m->arena, txt, len, rec, &why);
+}
+
+/*
+ * spf_prefetch - wait for domain's record (asked at MAIL FROM) and start
+ * the lookups its terms will need up to the first one that matches the
+ * client for sure: include and redirect targets' TXT, a's address, mx's
+ * MX, exists' A, names without macros only, no more than the 10 that RFC
+ * 7208 4.6.4 allows. The message keeps the answers (see dns_budget), so
+ * the evaluation that follows finds them, and the second round trips of
+ * both identities overlap instead of following each other.
+ */
+static void
+spf_prefetch(struct msg *m, const char *domain)
+{
+	const struct conn *c = m->conn;
+	const struct dns_answer *a;
+	struct dns_query *q;
+	struct spf_rec rec;
+	const char *name;
+	size_t i, n = 0;
+	int type;
+
+	if (!spf_domain_ok(domain) ||
+	    (q = msg_dns_start(m, domain, AG_DNS_T_TXT)) == NULL ||
+	    dns_query_wait(q, &a) != AG_DNS_OK ||
+	    spf_record_of(m, a, &rec) == -1)
+		return;
+	for (i = 0; i < rec.nterms && n < 10; i++) {
+		const struct spf_term *t = &rec.terms[i];
+
+		if (t->mech == AG_SPF_M_ALL ||
+		    ((t->mech == AG_SPF_M_IP4 || t->mech == AG_SPF_M_IP6) &&
+			spf_term_covers(t, c->client_addr, c->client_family)))
+			return; /* evaluation ends here */
+		switch (t->mech) {
+		case AG_SPF_M_INCLUDE:
+			type = AG_DNS_T_TXT;
+			break;
+		case AG_SPF_M_A:
+			type =
+			    c->client_family == 6 ? AG_DNS_T_AAAA : AG_DNS_T_A;
+			break;
+		case AG_SPF_M_MX:
+			type = AG_DNS_T_MX;
+			break;
+		case AG_SPF_M_EXISTS:
+			type = AG_DNS_T_A;
+			break;
+		default:
+			continue;
+		}
+		name = t->spec ? t->spec : domain;
+		if (strchr(name, '%') == NULL && msg_dns_start(m, name, type))
+			n++;
+	}
+	if (rec.redirect != NULL && n < 10 && strchr(rec.redirect, '%') == NULL)
+		msg_dns_start(m, rec.redirect, AG_DNS_T_TXT);
+}
+
 /* spf_evaluate - both identities, once */
 static void
 spf_evaluate(struct msg *m)
@@ -225,6 +322,10 @@ spf_evaluate(struct msg *m)
 		msg_error(m, AG_ERR_INTERNAL, "spf: out of memory");
 		return;
 	}
+	spf_prefetch(m, domain);
+	if (m->cfg->spf_helo && helo != NULL && m->mail_from[0] != '\0' &&
+	    str_casecmp(helo, domain) != 0)
+		spf_prefetch(m, helo);
 	spf_check_host(m, sender, domain, &m->spf_mailfrom);
 	if (m->spf_mailfrom.result == AG_SPF_TEMPERROR)
 		msg_error(m, AG_ERR_DNS, "spf: temperror for %s: %s",

@@ -30,6 +30,9 @@ setup(void **state)
 	struct config *cfg;
 	char t[64];
 	int i;
+	static const char *const counted[] = {"pf1.example", "pf-never.example",
+	    "pf2.example", "pf-inc.example", "pf-host.example",
+	    "pf-host3.example"};
 
 	(void)state;
 	fk = fakedns_start();
@@ -60,6 +63,22 @@ setup(void **state)
 	fakedns_behave(fk, "silent.example", -1, 0, true);
 	fakedns_add(
 	    fk, "inc.example", 16, "v=spf1 include:silent.example -all", 60);
+	/* prefetch (TTL 0: nothing cached between lookups) */
+	fakedns_add(fk, "pf1.example", 16,
+	    "v=spf1 ip4:203.0.113.5 include:pf-never.example -all", 0);
+	fakedns_add(fk, "pf-never.example", 16, "v=spf1 -all", 0);
+	fakedns_add(fk, "pf2.example", 16,
+	    "v=spf1 include:pf-inc.example a:pf-host.example -all", 0);
+	fakedns_add(
+	    fk, "pf-inc.example", 16, "v=spf1 ip4:198.51.100.1 -all", 0);
+	fakedns_add(fk, "pf-host.example", 1, "192.0.2.99", 0);
+	fakedns_add(fk, "pf3.example", 16,
+	    "v=spf1 include:pf-silent.example a:pf-host3.example -all", 0);
+	fakedns_add(fk, "pf-silent.example", 16, "v=spf1 -all", 0);
+	fakedns_behave(fk, "pf-silent.example", -1, 0, true);
+	fakedns_add(fk, "pf-host3.example", 1, "192.0.2.99", 0);
+	for (i = 0; i < (int)(sizeof(counted) / sizeof(counted[0])); i++)
+		fakedns_behave(fk, counted[i], -1, 0, false);
 	/* /0, explanation, selection */
 	fakedns_add(
 	    fk, "zero.example", 16, "v=spf1 a:host.zero.example/0 -all", 60);
@@ -211,6 +230,35 @@ test_timeout(void **state)
 		fail_msg("took %ld ms", ms);
 }
 
+/*
+ * Before evaluating, the record's lookups are started together (up to the
+ * first term that surely matches), each name is asked once per message
+ * even with TTL 0, and nothing past a matching term is asked.
+ */
+static void
+test_prefetch(void **state)
+{
+	struct spf_outcome o;
+
+	(void)state;
+	o = run("203.0.113.5", "<a@pf1.example>", NULL);
+	want_str("pf1", msg_spf_result_name(o.result), "pass");
+	assert_int_equal(fakedns_count(fk, "pf1.example"), 1);
+	assert_int_equal(fakedns_count(fk, "pf-never.example"), 0);
+
+	o = run("203.0.113.5", "<a@pf2.example>", NULL);
+	want_str("pf2", msg_spf_result_name(o.result), "fail");
+	assert_int_equal(fakedns_count(fk, "pf2.example"), 1);
+	assert_int_equal(fakedns_count(fk, "pf-inc.example"), 1);
+	assert_int_equal(fakedns_count(fk, "pf-host.example"), 1);
+
+	/* the include never answers, so the evaluation stops there; the a:
+	 * term's name was asked at the same time, not after it */
+	o = run("203.0.113.5", "<a@pf3.example>", NULL);
+	want_str("pf3", msg_spf_result_name(o.result), "temperror");
+	assert_int_equal(fakedns_count(fk, "pf-host3.example"), 1);
+}
+
 static void
 test_explanation(void **state)
 {
@@ -237,6 +285,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_results),
 	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_prefetch),
 	    cmocka_unit_test(test_explanation),
 	};
 
