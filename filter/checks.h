@@ -30,6 +30,9 @@ struct check {
 	int (*on_header)(struct msg *, const struct hdr *);
 	int (*on_eoh)(struct msg *);
 	int (*on_body)(struct msg *, const unsigned char *, size_t);
+	/* the whole message is in: start the lookups it tells of, never
+	 * waiting (every check's runs before the first on_eom waits) */
+	int (*on_body_end)(struct msg *);
 	int (*on_eom)(struct msg *);
 	/* after policy.c decided: record what was done (never changes it) */
 	void (*on_verdict)(struct msg *);

@@ -43,7 +43,6 @@ struct dns_pending {
 	unsigned hash;
 	int refs; /* waiters + 1 while libunbound owns it (under lock) */
 	bool done;
-	bool expired; /* a waiter's deadline passed before the answer */
 	struct dns_ans *ans;
 	pthread_cond_t cv;
 	struct dns_pending *hnext;	   /* in-flight chain */
@@ -58,6 +57,7 @@ struct dns_memo {
 	unsigned hash;
 	struct dns_pending *p; /* one reference while the answer is unknown */
 	struct dns_ans *ans;   /* one reference once it is known */
+	struct timespec deadline; /* of the budget's first asking */
 	char key[AG_DNS_KEY_MAX];
 };
 
@@ -715,11 +715,12 @@ dns_memo_answer(struct dns *d, struct dns_memo *mo, struct dns_query *q)
 	}
 	if (mo->ans != NULL)
 		q->ans = dns_ans_ref(mo->ans);
-	else if (mo->p->expired)
-		q->ans = &dns_err_timeout; /* do not wait for it twice */
 	else {
+		/* the first asking's deadline: a name never costs a message
+		 * more than one dns_timeout */
 		mo->p->refs++;
 		q->p = mo->p;
+		q->deadline = mo->deadline;
 	}
 }
 
@@ -736,6 +737,7 @@ dns_memo_add(struct dns *d, struct dns_budget *b, const char *key,
 	mo = xcalloc(1, sizeof(*mo));
 	mo->dns = d;
 	mo->hash = hash;
+	mo->deadline = q->deadline;
 	memcpy(mo->key, key, strlen(key) + 1);
 	if (q->ans != NULL)
 		mo->ans = dns_ans_ref(q->ans);
@@ -873,7 +875,6 @@ dns_query_wait(struct dns_query *q, const struct dns_answer **ansp)
 			q->ans = dns_ans_ref(p->ans);
 		} else {
 			q->ans = &dns_err_timeout;
-			p->expired = true;
 			atomic_fetch_add(&d->st_timeouts, 1);
 			/* Fail fast for a while; a late answer replaces this. */
 			dns_cache_put(

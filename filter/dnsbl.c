@@ -18,9 +18,17 @@ struct dnsbl_q {
 	struct dnsbl_q *next;
 };
 
+#define DNSBL_RDNS_NAMES 4 /* PTR names whose addresses are checked */
+
 struct dnsbl_conn {
 	struct dnsbl_q *qs; /* dnsbl rules */
 	struct dns_query *ptr;
+	/* the PTR names' address lookups, started once the PTR is in */
+	struct dns_query *fwd[DNSBL_RDNS_NAMES];
+	const char *fwd_name[DNSBL_RDNS_NAMES];
+	unsigned nfwd;
+	enum ag_dns_rc ptr_rc;
+	bool fwd_started;
 	bool rdns_done;
 };
 
@@ -201,43 +209,75 @@ dnsbl_listed(struct dns_query *q, const struct rule *r)
 	return false;
 }
 
-/* dnsbl_rdns - PTR, then its names' addresses (up to 4 names) */
+/*
+ * dnsbl_rdns_fwd - once the PTR answer is in (with wait: block for it),
+ * start the address lookups of its names, all at once. Connection state:
+ * done once per connection.
+ */
+static void
+dnsbl_rdns_fwd(struct conn *c, struct dnsbl_conn *d, bool wait)
+{
+	int type = c->client_family == 4 ? AG_DNS_T_A : AG_DNS_T_AAAA;
+	const struct dns_answer *a;
+	char name[AG_DNS_MAX_NAME + 2];
+	unsigned i;
+
+	if (d->fwd_started || d->ptr == NULL ||
+	    (!wait && !dns_query_ready(d->ptr)))
+		return;
+	d->fwd_started = true;
+	if ((d->ptr_rc = dns_query_wait(d->ptr, &a)) != AG_DNS_OK)
+		return;
+	for (i = 0; i < a->nrr && d->nfwd < DNSBL_RDNS_NAMES; i++) {
+		struct dns_query *q;
+
+		if (dns_rr_name(&a->rr[i], 0, name, sizeof(name)) == -1)
+			continue;
+		q = dns_query_start(c->snap->dns, NULL, name, type);
+		if (dns_query_defer(c->arena, q) == -1)
+			return;
+		d->fwd_name[d->nfwd] = arena_strdup(c->arena, name);
+		d->fwd[d->nfwd++] = q;
+	}
+}
+
+void
+dnsbl_advance(struct msg *m)
+{
+	if (m->conn->dnsblc != NULL)
+		dnsbl_rdns_fwd(m->conn, m->conn->dnsblc, false);
+}
+
+/* dnsbl_rdns - the PTR's names (up to 4) and their addresses: FCrDNS */
 static void
 dnsbl_rdns(struct msg *m, struct dnsbl_conn *d)
 {
 	struct conn *c = m->conn;
-	const struct dns_answer *a;
+	int type = c->client_family == 4 ? AG_DNS_T_A : AG_DNS_T_AAAA;
 	enum ag_dns_rc rc;
-	unsigned i;
+	unsigned i, k;
 	bool temp = false;
 
 	d->rdns_done = true;
 	if (d->ptr == NULL)
 		return;
-	rc = dns_query_wait(d->ptr, &a);
-	if (rc == AG_DNS_NXDOMAIN || rc == AG_DNS_NODATA) {
+	dnsbl_rdns_fwd(c, d, true);
+	if (d->ptr_rc == AG_DNS_NXDOMAIN || d->ptr_rc == AG_DNS_NODATA) {
 		c->rdns = AG_RDNS_NONE;
 		return;
 	}
-	if (rc != AG_DNS_OK) {
+	if (d->ptr_rc != AG_DNS_OK) {
 		c->rdns = AG_RDNS_TEMPERROR;
 		return;
 	}
 	c->rdns = AG_RDNS_MISMATCH;
-	for (i = 0; i < a->nrr && i < 4; i++) {
-		char name[AG_DNS_MAX_NAME + 2];
-		int type = c->client_family == 4 ? AG_DNS_T_A : AG_DNS_T_AAAA;
+	for (i = 0; i < d->nfwd; i++) {
 		const struct dns_answer *fa;
-		struct dns_query *fq;
 		unsigned char addr[16];
-		unsigned k;
 
-		if (dns_rr_name(&a->rr[i], 0, name, sizeof(name)) == -1)
-			continue;
 		if (c->rdns_name == NULL)
-			c->rdns_name = arena_strdup(c->arena, name);
-		fq = dns_query_start(c->snap->dns, NULL, name, type);
-		rc = dns_query_wait(fq, &fa);
+			c->rdns_name = d->fwd_name[i];
+		rc = dns_query_wait(d->fwd[i], &fa);
 		if (dns_rc_temporary(rc))
 			temp = true;
 		for (k = 0; rc == AG_DNS_OK && k < fa->nrr; k++) {
@@ -245,12 +285,10 @@ dnsbl_rdns(struct msg *m, struct dnsbl_conn *d)
 			if (dns_rr_addr(&fa->rr[k], type, addr) != -1 &&
 			    memcmp(addr, c->client_addr, 16) == 0) {
 				c->rdns = AG_RDNS_OK;
-				c->rdns_name = arena_strdup(c->arena, name);
+				c->rdns_name = d->fwd_name[i];
+				return;
 			}
 		}
-		dns_query_free(fq);
-		if (c->rdns == AG_RDNS_OK)
-			return;
 	}
 	if (temp)
 		c->rdns = AG_RDNS_TEMPERROR;

@@ -38,6 +38,10 @@ void dnsbl_conn_start(struct conn *, const struct ruleset *, bool rdns);
 void dnsbl_uri_start(
     struct msg *, const struct ruleset *, const struct mime_uri *uris);
 
+/* dnsbl_advance - start what the answers in so far make possible (the
+ * PTR names' address lookups), never waiting */
+void dnsbl_advance(struct msg *);
+
 /* dnsbl_collect - wait for the answers and set hits[i] = 1 for each
  * dnsbl/uribl rule i that is listed; the rDNS facts into the conn. */
 void dnsbl_collect(struct msg *, const struct ruleset *, unsigned char *hits);

@@ -472,6 +472,10 @@ msg_eom(struct msg *m)
 		msg_eoh(m);
 	clock_gettime(CLOCK_MONOTONIC, &m->t_eom);
 	for (ck = m->conn->snap->checks; *ck != NULL; ck++)
+		if ((*ck)->on_body_end != NULL && (*ck)->on_body_end(m) == -1)
+			msg_error(m, AG_ERR_INTERNAL, "%s: eom stage failed",
+			    (*ck)->name);
+	for (ck = m->conn->snap->checks; *ck != NULL; ck++)
 		if ((*ck)->on_eom != NULL && (*ck)->on_eom(m) == -1)
 			msg_error(m, AG_ERR_INTERNAL, "%s: eom stage failed",
 			    (*ck)->name);

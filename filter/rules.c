@@ -229,6 +229,25 @@ rules_on_body(struct msg *m, const unsigned char *p, size_t len)
 		r->nuris = n;
 		dnsbl_uri_start(m, rs, mime_uris(r->mime));
 	}
+	dnsbl_advance(m);
+	return 0;
+}
+
+/* rules_on_body_end - end the walk; the URIs found only at the end (the
+ * last line, say) are asked about before any check waits for DNS */
+static int
+rules_on_body_end(struct msg *m)
+{
+	const struct ruleset *rs = m->conn->snap->rules;
+	struct rules_msg *r = m->rulesm;
+
+	if (r == NULL)
+		return 0;
+	if ((r->res = mime_end(r->mime)) == NULL)
+		return -1;
+	if (rs->nuribl && r->res->nuris != r->nuris)
+		dnsbl_uri_start(m, rs, r->res->uris);
+	dnsbl_advance(m);
 	return 0;
 }
 
@@ -503,14 +522,10 @@ rules_on_eom(struct msg *m)
 	unsigned char *hits;
 	size_t i, n = 0;
 
-	if (r == NULL)
+	if (r == NULL || r->res == NULL) /* no walk, or it failed */
 		return 0;
-	if ((r->res = mime_end(r->mime)) == NULL ||
-	    (hits = arena_zalloc(m->arena, rs->n ? rs->n : 1)) == NULL)
+	if ((hits = arena_zalloc(m->arena, rs->n ? rs->n : 1)) == NULL)
 		return -1;
-	/* URIs the walk found only at the end (the last line, say) */
-	if (rs->nuribl && r->res->nuris != r->nuris)
-		dnsbl_uri_start(m, rs, r->res->uris);
 	dnsbl_collect(m, rs, hits);
 	rules_evaluate(m, rs, hits);
 	/* a rule scored 0 is off: it may feed metas, it is not reported */
@@ -549,5 +564,6 @@ const struct check rules_check = {
     .on_connect = rules_on_connect,
     .on_eoh = rules_on_eoh,
     .on_body = rules_on_body,
+    .on_body_end = rules_on_body_end,
     .on_eom = rules_on_eom,
 };

@@ -19,6 +19,7 @@
 
 struct spf_msg {
 	bool evaluated;
+	bool pf_mailfrom, pf_helo; /* spf_prefetch done for the identity */
 };
 
 /* spf_domain_ok - RFC 7208 4.3: a multi-label name with sane labels */
@@ -252,16 +253,18 @@ spf_record_of(struct msg *m, const struct dns_answer *a, struct spf_rec *rec)
 }
 
 /*
- * spf_prefetch - wait for domain's record (asked at MAIL FROM) and start
+ * spf_prefetch - once domain's record (asked at MAIL FROM) is in, start
  * the lookups its terms will need up to the first one that matches the
  * client for sure: include and redirect targets' TXT, a's address, mx's
  * MX, exists' A, names without macros only, no more than the 10 that RFC
- * 7208 4.6.4 allows. The message keeps the answers (see dns_budget), so
- * the evaluation that follows finds them, and the second round trips of
- * both identities overlap instead of following each other.
+ * 7208 4.6.4 allows. With wait, block for the record; without, do nothing
+ * until it is there. Returns true once done (or nothing to do). The
+ * message keeps the answers (see dns_budget): the evaluation finds them,
+ * and the second round trips of both identities overlap each other and
+ * the DNSBL lookups the body starts.
  */
-static void
-spf_prefetch(struct msg *m, const char *domain)
+static bool
+spf_prefetch(struct msg *m, const char *domain, bool wait)
 {
 	const struct conn *c = m->conn;
 	const struct dns_answer *a;
@@ -272,17 +275,20 @@ spf_prefetch(struct msg *m, const char *domain)
 	int type;
 
 	if (!spf_domain_ok(domain) ||
-	    (q = msg_dns_start(m, domain, AG_DNS_T_TXT)) == NULL ||
-	    dns_query_wait(q, &a) != AG_DNS_OK ||
+	    (q = msg_dns_start(m, domain, AG_DNS_T_TXT)) == NULL)
+		return true;
+	if (!wait && !dns_query_ready(q))
+		return false;
+	if (dns_query_wait(q, &a) != AG_DNS_OK ||
 	    spf_record_of(m, a, &rec) == -1)
-		return;
+		return true;
 	for (i = 0; i < rec.nterms && n < 10; i++) {
 		const struct spf_term *t = &rec.terms[i];
 
 		if (t->mech == AG_SPF_M_ALL ||
 		    ((t->mech == AG_SPF_M_IP4 || t->mech == AG_SPF_M_IP6) &&
 			spf_term_covers(t, c->client_addr, c->client_family)))
-			return; /* evaluation ends here */
+			return true; /* evaluation ends here */
 		switch (t->mech) {
 		case AG_SPF_M_INCLUDE:
 			type = AG_DNS_T_TXT;
@@ -306,6 +312,23 @@ spf_prefetch(struct msg *m, const char *domain)
 	}
 	if (rec.redirect != NULL && n < 10 && strchr(rec.redirect, '%') == NULL)
 		msg_dns_start(m, rec.redirect, AG_DNS_T_TXT);
+	return true;
+}
+
+/* spf_advance - prefetch for both identities, each once */
+static void
+spf_advance(struct msg *m, bool wait)
+{
+	const char *domain, *helo = m->conn->helo;
+
+	if (m->spf == NULL)
+		return;
+	if (!m->spf->pf_mailfrom && spf_sender(m, &domain) != NULL)
+		m->spf->pf_mailfrom = spf_prefetch(m, domain, wait);
+	if (!m->spf->pf_helo) {
+		m->spf->pf_helo = !m->cfg->spf_helo || helo == NULL ||
+		    m->mail_from[0] == '\0' || spf_prefetch(m, helo, wait);
+	}
 }
 
 /* spf_evaluate - both identities, once */
@@ -322,10 +345,7 @@ spf_evaluate(struct msg *m)
 		msg_error(m, AG_ERR_INTERNAL, "spf: out of memory");
 		return;
 	}
-	spf_prefetch(m, domain);
-	if (m->cfg->spf_helo && helo != NULL && m->mail_from[0] != '\0' &&
-	    str_casecmp(helo, domain) != 0)
-		spf_prefetch(m, helo);
+	spf_advance(m, true);
 	spf_check_host(m, sender, domain, &m->spf_mailfrom);
 	if (m->spf_mailfrom.result == AG_SPF_TEMPERROR)
 		msg_error(m, AG_ERR_DNS, "spf: temperror for %s: %s",
@@ -340,11 +360,25 @@ spf_evaluate(struct msg *m)
 		    helo, &m->spf_helo);
 }
 
-/* spf_on_eoh - evaluate while the body is still coming */
+/*
+ * spf_on_eoh, spf_on_body - while the rest of the message comes, start
+ * the next lookups as soon as a record is in, never waiting for one: the
+ * DNSBL lookups of the body's URIs must not wait behind SPF's answers.
+ */
 static int
 spf_on_eoh(struct msg *m)
 {
-	spf_evaluate(m);
+	spf_advance(m, false);
+	return 0;
+}
+
+static int
+spf_on_body(struct msg *m, const unsigned char *p, size_t len)
+{
+	(void)p;
+	(void)len;
+	if (m->spf != NULL && (!m->spf->pf_mailfrom || !m->spf->pf_helo))
+		spf_advance(m, false);
 	return 0;
 }
 
@@ -456,5 +490,6 @@ const struct check spf_check = {
     .name = "spf",
     .on_mail = spf_on_mail,
     .on_eoh = spf_on_eoh,
+    .on_body = spf_on_body,
     .on_eom = spf_on_eom,
 };

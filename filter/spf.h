@@ -1,9 +1,11 @@
 /*
  * spf.h - the SPF check (RFC 7208): MAIL FROM and HELO identities.
  *
- * The record of each identity is looked up at MAIL FROM (so it is cached
- * by the end of the headers), evaluated by libspf2 behind our DNS layer at
- * the end of the headers, and reported into m->spf_mailfrom and
+ * The record of each identity is looked up at MAIL FROM; while the
+ * headers and body come, the lookups its terms need are started as soon as
+ * it is in (never waiting for it); it is evaluated by libspf2 behind our
+ * DNS layer at the end of the message, from the answers the message kept,
+ * and reported into m->spf_mailfrom and
  * m->spf_helo, the A-R header (smtp.mailfrom, smtp.helo) and, when asked,
  * a Received-SPF header. What a result does to the message is policy.c's.
  */
@@ -13,6 +15,5 @@
 #include "checks.h"
 
 extern const struct check spf_check;
-
 
 #endif

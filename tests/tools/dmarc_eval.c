@@ -429,7 +429,7 @@ eval_message(struct snapshot *s, const struct eval_opts *o)
 static int
 eval_discovery(struct snapshot *s, const char *domain)
 {
-	struct dns_budget budget = {0, 0};
+	struct dns_budget budget = {0, 0, NULL, 0};
 	struct dmarc_walk w;
 	struct buf names = BUF_INIT, nrec = BUF_INIT, errs = BUF_INIT;
 	struct arena *a;
@@ -478,6 +478,7 @@ eval_discovery(struct snapshot *s, const char *domain)
 	buf_release(&names);
 	buf_release(&nrec);
 	buf_release(&errs);
+	dns_budget_release(&budget);
 	arena_free(a);
 	return 0;
 }

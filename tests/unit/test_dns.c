@@ -322,8 +322,9 @@ test_memo(void **state)
 	dns_budget_release(&b); /* q1 still holds the answer */
 	dns_query_free(q1);
 
-	/* once a deadline passed, the name times out at once for this budget
-	 * (no error cache here to hide it) */
+	/* a name costs a budget one deadline at most: once the first
+	 * asking's deadline passed, it times out at once (no error cache here
+	 * to hide it); another budget joining the same query gets its own */
 	d0 = mkdns(200, 1000, 0);
 	q1 = dns_query_start(d0, &b, "silent.example", 16);
 	assert_int_equal(dns_query_wait(q1, &a), AG_DNS_TIMEOUT);
