@@ -306,7 +306,11 @@ dkimv_load(struct snapshot *s, struct buf *err)
 	const struct config *cfg = s->cfg;
 	/* no FIXCRLF: a bare CR inside a line is content (RFC 6376 3.4.4
 	 * counts CRLF only), as for dkimpy and our signer */
-	unsigned flags = DKIM_LIBFLAGS_BADSIGHANDLES;
+	/* DELAYSIGPROC: keys are fetched and signatures checked in
+	 * dkim_eom(), not dkim_eoh(): waiting for a key at the end of the
+	 * headers held up the body, and the DNSBL lookups of its URIs */
+	unsigned flags =
+	    DKIM_LIBFLAGS_BADSIGHANDLES | DKIM_LIBFLAGS_DELAYSIGPROC;
 	unsigned secs = (unsigned)((cfg->dns_timeout_ms + 999) / 1000);
 	unsigned minbits = 0;
 	DKIM_LIB *lib;
