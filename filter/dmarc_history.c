@@ -77,6 +77,7 @@ struct dhist {
 	char *uri;
 	bool pg;
 	sqlite3 *db;
+	sqlite3_stmt *ins; /* dhist_insert_sql, prepared once (SQLite) */
 	PGconn *conn;
 	time_t next_try; /* PostgreSQL: when to reconnect */
 	/* the writer */
@@ -147,14 +148,20 @@ dhist_exec(struct dhist *h, const char *sql, const char *const *params,
 		PQclear(r);
 		return rc;
 	} else {
-		sqlite3_stmt *st;
+		/* the writer's INSERT, once per row, is kept prepared */
+		bool keep = sql == dhist_insert_sql;
+		sqlite3_stmt *st = keep ? h->ins : NULL;
 		int s;
 
-		if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) !=
-		    SQLITE_OK) {
+		if (st == NULL &&
+		    sqlite3_prepare_v3(h->db, sql, -1,
+			keep ? SQLITE_PREPARE_PERSISTENT : 0, &st,
+			NULL) != SQLITE_OK) {
 			snprintf(err, errlen, "%s", sqlite3_errmsg(h->db));
 			return -1;
 		}
+		if (keep)
+			h->ins = st;
 		for (i = 0; i < nparams; i++)
 			sqlite3_bind_text(
 			    st, i + 1, params[i], -1, SQLITE_STATIC);
@@ -176,7 +183,11 @@ dhist_exec(struct dhist *h, const char *sql, const char *const *params,
 			rc = -1;
 		}
 		h->changes = sqlite3_changes(h->db);
-		sqlite3_finalize(st);
+		if (keep) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+		} else
+			sqlite3_finalize(st);
 		return rc;
 	}
 }
@@ -249,6 +260,8 @@ dhist_disconnect(struct dhist *h)
 	if (h->conn != NULL)
 		PQfinish(h->conn);
 	h->conn = NULL;
+	sqlite3_finalize(h->ins);
+	h->ins = NULL;
 	if (h->db != NULL)
 		sqlite3_close(h->db);
 	h->db = NULL;
