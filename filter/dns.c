@@ -536,6 +536,16 @@ dns_ub_setup(struct dns *d, const struct dns_conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* dns_warm_done - the answer to dns_new's first query: not needed */
+static void
+dns_warm_done(void *arg, int err, struct ub_result *res)
+{
+	(void)arg;
+	(void)err;
+	if (res != NULL)
+		ub_resolve_free(res);
+}
+
 /* dns_new - build the resolver */
 struct dns *
 dns_new(const struct dns_conf *c, char *err, size_t errlen)
@@ -570,6 +580,17 @@ dns_new(const struct dns_conf *c, char *err, size_t errlen)
 		goto fail;
 	if (pipe(d->stopfd) == -1) {
 		snprintf(err, errlen, "dns: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	/*
+	 * libunbound starts its thread, with its event base and pipes, at the
+	 * first query: ask one now (localhost is answered inside libunbound),
+	 * so that it cannot fail later, when connections may hold every
+	 * descriptor the process may open (libevent then exits the process).
+	 */
+	if (ub_resolve_async(
+		d->ub, "localhost.", 1, 1, NULL, dns_warm_done, NULL) != 0) {
+		snprintf(err, errlen, "dns: cannot start libunbound's thread");
 		goto fail;
 	}
 	if (pthread_create(&d->thr, NULL, dns_dispatch, d) != 0) {

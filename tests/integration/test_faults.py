@@ -576,6 +576,55 @@ def mta_disconnects_mid_header_and_body(t):
 
 
 @tap.test
+def hard_fd_limit_reached(t):
+    """A fresh daemon (its resolver's thread not yet started) whose hard
+    open-file limit is 256 gets 400 milter connections at once, each with
+    one message. Outcome: past the limit libmilter refuses connections
+    (the MTA's milter_default_action applies to those), every message on an
+    accepted connection is answered, the daemon stays up (the resolver's
+    thread and event base exist from the start, so a lookup never needs a
+    descriptor it cannot get), and once the load is gone a message is
+    checked as usual (after a few seconds: lookups that could not get a
+    socket were SERVFAIL, which dns_error_ttl and libunbound itself, for
+    5 s, remember)."""
+    dns = H.DnsServer().start()
+    domain_zone(dns, "example.org")
+    ag = H.Authgate(settings={"authserv_id": ID, "dns_timeout": "2s",
+                              "dns_error_ttl": "1s"},
+                    dns=dns)
+    # prlimit sets the limits and execs the daemon (same pid)
+    ag.argv = ["prlimit", "--nofile=256:256", "--"] + ag.argv
+    ag.start()
+    t.eq(nofile_limit(ag.pid), (256, 256), "limits lowered")
+    corpus = os.path.join(t.tmpdir, "corpus")
+    os.makedirs(corpus)
+    with open(os.path.join(corpus, "plain.eml"), "wb") as f:
+        f.write(H.make_message(frm="alice@example.org"))
+    r = subprocess.run([MILTC, "--load", "--connections", "400",
+                        "--per-conn", "1", "--client-ip", OUTSIDE,
+                        "--mail-from", "alice@example.org",
+                        "--timeout", "20",
+                        "inet:%d@127.0.0.1" % ag.port, corpus],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=120, check=False)
+    out = r.stdout.decode(errors="replace")
+    t.diag(out.strip().splitlines()[-1] if out.strip() else "no output")
+    t.ok(ag.alive(), "authgate alive after 400 connections at 256 files")
+    m = re.search(r"results: accept=(\d+) continue=(\d+) ", out)
+    t.ok(m is not None and int(m.group(2)) > 0,
+         "messages on accepted connections answered", got=out[-600:])
+    time.sleep(6)
+    r = subprocess.run([MILTC, "--client-ip", OUTSIDE,
+                        "--mail-from", "alice@example.org",
+                        "inet:%d@127.0.0.1" % ag.port,
+                        os.path.join(corpus, "plain.eml")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=30, check=False)
+    out = r.stdout.decode(errors="replace")
+    t.match(r"spf=pass smtp.mailfrom=alice@example.org", out)
+
+
+@tap.test
 def thousand_milter_connections(t):
     """1100 milter connections at once (1000 and a margin; miltc --load),
     each with one message through every check, against a fresh daemon
