@@ -211,11 +211,13 @@ dnsbl_listed(struct dns_query *q, const struct rule *r)
 
 /*
  * dnsbl_rdns_fwd - once the PTR answer is in (with wait: block for it),
- * start the address lookups of its names, all at once. Connection state:
- * done once per connection.
+ * start the address lookups of its names, all at once, under the budget
+ * of the message at hand (a HELO name's SPF check may ask the same).
+ * Connection state: done once per connection.
  */
 static void
-dnsbl_rdns_fwd(struct conn *c, struct dnsbl_conn *d, bool wait)
+dnsbl_rdns_fwd(
+    struct conn *c, struct dnsbl_conn *d, struct dns_budget *b, bool wait)
 {
 	int type = c->client_family == 4 ? AG_DNS_T_A : AG_DNS_T_AAAA;
 	const struct dns_answer *a;
@@ -233,7 +235,7 @@ dnsbl_rdns_fwd(struct conn *c, struct dnsbl_conn *d, bool wait)
 
 		if (dns_rr_name(&a->rr[i], 0, name, sizeof(name)) == -1)
 			continue;
-		q = dns_query_start(c->snap->dns, NULL, name, type);
+		q = dns_query_start(c->snap->dns, b, name, type);
 		if (dns_query_defer(c->arena, q) == -1)
 			return;
 		d->fwd_name[d->nfwd] = arena_strdup(c->arena, name);
@@ -245,7 +247,7 @@ void
 dnsbl_advance(struct msg *m)
 {
 	if (m->conn->dnsblc != NULL)
-		dnsbl_rdns_fwd(m->conn, m->conn->dnsblc, false);
+		dnsbl_rdns_fwd(m->conn, m->conn->dnsblc, &m->dns_budget, false);
 }
 
 /* dnsbl_rdns - the PTR's names (up to 4) and their addresses: FCrDNS */
@@ -261,7 +263,7 @@ dnsbl_rdns(struct msg *m, struct dnsbl_conn *d)
 	d->rdns_done = true;
 	if (d->ptr == NULL)
 		return;
-	dnsbl_rdns_fwd(c, d, true);
+	dnsbl_rdns_fwd(c, d, &m->dns_budget, true);
 	if (d->ptr_rc == AG_DNS_NXDOMAIN || d->ptr_rc == AG_DNS_NODATA) {
 		c->rdns = AG_RDNS_NONE;
 		return;

@@ -203,7 +203,11 @@ struct conn {
 	enum ag_rdns rdns;
 	const char *rdns_name; /* the PTR name, if any */
 	struct dnsbl_conn *dnsblc;
-	bool failed; /* a connection fact was lost (out of memory):
+	/* the HELO identity's SPF result, kept for the connection's later
+	 * messages while the HELO name is the same (spf.c) */
+	struct spf_outcome *spf_helo;
+	const char *spf_helo_for; /* the helo pointer it was made for */
+	bool failed;		  /* a connection fact was lost (out of memory):
 			     every message gets AG_ERR_INTERNAL */
 	unsigned nmsgs;
 	struct msg *msg; /* the message in progress, if any */

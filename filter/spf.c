@@ -192,6 +192,46 @@ spf_wanted(const struct msg *m)
 	    (!m->internal || m->cfg->spf_check_internal);
 }
 
+/*
+ * spf_helo_kept - the HELO result an earlier message of this connection
+ * got for the same HELO name (one client address, one HELO: one answer
+ * for the length of a connection), or NULL. Temporary errors are not
+ * kept.
+ */
+static const struct spf_outcome *
+spf_helo_kept(const struct msg *m)
+{
+	const struct conn *c = m->conn;
+
+	return c->spf_helo != NULL && c->helo != NULL &&
+		c->spf_helo_for == c->helo
+	    ? c->spf_helo
+	    : NULL;
+}
+
+/* spf_helo_keep - keep m's HELO result for the connection */
+static void
+spf_helo_keep(struct msg *m)
+{
+	struct conn *c = m->conn;
+	const struct spf_outcome *o = &m->spf_helo;
+	struct spf_outcome *k;
+
+	if (!o->checked || o->result == AG_SPF_TEMPERROR)
+		return;
+	if ((k = c->spf_helo) == NULL &&
+	    (k = arena_zalloc(c->arena, sizeof(*k))) == NULL)
+		return;
+	*k = *o;
+	k->identity = o->identity ? arena_strdup(c->arena, o->identity) : NULL;
+	k->domain = o->domain ? arena_strdup(c->arena, o->domain) : NULL;
+	k->reason = o->reason ? arena_strdup(c->arena, o->reason) : NULL;
+	k->explanation =
+	    o->explanation ? arena_strdup(c->arena, o->explanation) : NULL;
+	c->spf_helo = k;
+	c->spf_helo_for = c->helo;
+}
+
 /* spf_on_mail - start the record lookups as soon as the sender is known */
 static int
 spf_on_mail(struct msg *m)
@@ -208,7 +248,7 @@ spf_on_mail(struct msg *m)
 	if (spf_domain_ok(domain))
 		msg_dns_start(m, domain, AG_DNS_T_TXT);
 	if (m->cfg->spf_helo && spf_domain_ok(m->conn->helo) &&
-	    str_casecmp(m->conn->helo, domain) != 0)
+	    str_casecmp(m->conn->helo, domain) != 0 && spf_helo_kept(m) == NULL)
 		msg_dns_start(m, m->conn->helo, AG_DNS_T_TXT);
 	return 0;
 }
@@ -327,7 +367,8 @@ spf_advance(struct msg *m, bool wait)
 		m->spf->pf_mailfrom = spf_prefetch(m, domain, wait);
 	if (!m->spf->pf_helo) {
 		m->spf->pf_helo = !m->cfg->spf_helo || helo == NULL ||
-		    m->mail_from[0] == '\0' || spf_prefetch(m, helo, wait);
+		    m->mail_from[0] == '\0' || spf_helo_kept(m) != NULL ||
+		    spf_prefetch(m, helo, wait);
 	}
 }
 
@@ -355,9 +396,14 @@ spf_evaluate(struct msg *m)
 		return;
 	if (m->mail_from[0] == '\0') /* the same identity: same answer */
 		m->spf_helo = m->spf_mailfrom;
-	else
+	else if (spf_helo_kept(m) != NULL)
+		m->spf_helo = *spf_helo_kept(m);
+	else {
 		spf_check_host(m, arena_printf(m->arena, "postmaster@%s", helo),
 		    helo, &m->spf_helo);
+		if (m->spf_helo.result != AG_SPF_TEMPERROR)
+			spf_helo_keep(m);
+	}
 }
 
 /*

@@ -16,7 +16,7 @@
 
 #include "fakedns.h"
 
-#define FD_MAX 64
+#define FD_MAX 256
 
 struct fd_rec {
 	char name[256];
@@ -78,6 +78,10 @@ fakedns_add(struct fakedns *f, const char *name, int type, const char *data,
 	struct fd_rec *r;
 
 	pthread_mutex_lock(&f->lock);
+	if (f->nrecs == FD_MAX) {
+		fprintf(stderr, "fakedns: more than %d records\n", FD_MAX);
+		abort();
+	}
 	r = &f->recs[f->nrecs++];
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	r->type = type;
@@ -133,6 +137,10 @@ fakedns_behave(
 	struct fd_beh *b;
 
 	pthread_mutex_lock(&f->lock);
+	if (f->nbehs == FD_MAX) {
+		fprintf(stderr, "fakedns: more than %d behaviours\n", FD_MAX);
+		abort();
+	}
 	b = &f->behs[f->nbehs++];
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	b->rcode = rcode;

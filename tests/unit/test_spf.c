@@ -32,7 +32,7 @@ setup(void **state)
 	int i;
 	static const char *const counted[] = {"pf1.example", "pf-never.example",
 	    "pf2.example", "pf-inc.example", "pf-host.example",
-	    "pf-host3.example"};
+	    "pf-host3.example", "helo-a.example", "helo-b.example"};
 
 	(void)state;
 	fk = fakedns_start();
@@ -79,6 +79,9 @@ setup(void **state)
 	fakedns_add(fk, "pf-host3.example", 1, "192.0.2.99", 0);
 	for (i = 0; i < (int)(sizeof(counted) / sizeof(counted[0])); i++)
 		fakedns_behave(fk, counted[i], -1, 0, false);
+	/* HELO results kept per connection */
+	fakedns_add(fk, "helo-a.example", 16, "v=spf1 ip4:203.0.113.5 -all", 0);
+	fakedns_add(fk, "helo-b.example", 16, "v=spf1 -all", 0);
 	/* /0, explanation, selection */
 	fakedns_add(
 	    fk, "zero.example", 16, "v=spf1 a:host.zero.example/0 -all", 60);
@@ -259,6 +262,48 @@ test_prefetch(void **state)
 	assert_int_equal(fakedns_count(fk, "pf-host3.example"), 1);
 }
 
+/* one message of connection c from <a@pf1.example>: its HELO result */
+static enum ag_spf_result
+helo_of(struct conn *c)
+{
+	struct msg *m = msg_new(c);
+	enum ag_spf_result r;
+
+	msg_mail(m, "<a@pf1.example>");
+	msg_header(m, "From", " x@pf1.example");
+	msg_eom(m);
+	r = m->spf_helo.checked ? m->spf_helo.result : (enum ag_spf_result) - 1;
+	msg_free(m);
+	return r;
+}
+
+/* The HELO identity is checked once per connection and HELO name. */
+static void
+test_helo_per_connection(void **state)
+{
+	struct conn *c = conn_new(snap);
+	unsigned na, nb;
+
+	(void)state;
+	conn_set_client(c, NULL, "203.0.113.5", NULL);
+	conn_set_helo(c, "helo-a.example");
+	conn_connected(c);
+	na = fakedns_count(fk, "helo-a.example");
+	nb = fakedns_count(fk, "helo-b.example");
+	assert_int_equal(helo_of(c), AG_SPF_PASS);
+	assert_int_equal(helo_of(c), AG_SPF_PASS);
+	assert_int_equal(helo_of(c), AG_SPF_PASS);
+	assert_int_equal(fakedns_count(fk, "helo-a.example"), na + 1);
+	conn_set_helo(c, "helo-b.example"); /* a new EHLO */
+	assert_int_equal(helo_of(c), AG_SPF_FAIL);
+	assert_int_equal(helo_of(c), AG_SPF_FAIL);
+	assert_int_equal(fakedns_count(fk, "helo-b.example"), nb + 1);
+	conn_set_helo(c, "helo-a.example"); /* and back: asked again */
+	assert_int_equal(helo_of(c), AG_SPF_PASS);
+	assert_int_equal(fakedns_count(fk, "helo-a.example"), na + 2);
+	conn_free(c);
+}
+
 static void
 test_explanation(void **state)
 {
@@ -286,6 +331,7 @@ main(void)
 	    cmocka_unit_test(test_results),
 	    cmocka_unit_test(test_timeout),
 	    cmocka_unit_test(test_prefetch),
+	    cmocka_unit_test(test_helo_per_connection),
 	    cmocka_unit_test(test_explanation),
 	};
 
