@@ -131,6 +131,11 @@ struct rule {
 	bool negate; /* !~ */
 	char *if_unset;
 	pcre2_code *re;
+	/* the same pattern without UTF and UCP, for subjects that are all
+	 * ASCII, where it matches exactly what re does and PCRE2 runs it
+	 * about twice as fast; NULL when the pattern needs UTF (code points
+	 * past 255) */
+	pcre2_code *re_ascii;
 	char *re_text; /* the pattern as written, for errors */
 	/* meta: an RPN program over rule indexes and constants */
 	struct rule_op *prog;

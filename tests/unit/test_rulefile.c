@@ -4,6 +4,8 @@
  * and describe resolution, meta expressions (precedence, arithmetic,
  * unknown names, cycles), return-code sets and the regex match limit.
  */
+#include <glob.h>
+
 #include "testlib.h"
 #include "util/buf.h"
 #include "rulefile.h"
@@ -434,6 +436,89 @@ test_file(void **state)
 	buf_release(&err);
 }
 
+/* sample ASCII texts that reach into many default rules */
+static const char *const ascii_texts[] = {
+    "Dear Friend,\nCLICK HERE to claim your prize!!! You have WON $1,000,000 "
+    "in the lottery. 100% FREE, no obligation, act now. Call 1-800-555-1234.",
+    "Make $500 a day working from home. Be your own boss! Lowest rates on "
+    "mortgage refinancing, debt consolidation. Viagra, cialis: online "
+    "pharmacy.",
+    "I need your assistance with a business proposal: transfer of the sum "
+    "of US$ 25,500,000 to a foreign account; next of kin. Reply urgently.",
+    "To be removed from our list, reply with REMOVE in the subject. This is "
+    "not spam: you opted in. Bill s. 1618 title iii. One-time mailing.",
+    "verify your account. your webcam was hacked, pay in bitcoin to this "
+    "wallet address. f.r.e.e m-o-n-e-y v1agra c!alis",
+    "<html><body bgcolor=\"#ffffff\"><font size=\"+5\" color=\"white\">"
+    "hidden</font><center><table><b>x</b>te<!-- c -->xt</body></html>",
+    "Hi Bob,\n\nthe meeting is moved to Tuesday; see the notes attached. "
+    "Thanks, Alice\n-- \nAlice Example, Example Corp",
+    "$$$ !!! AMAZING SECRET REVEALED NOW ONLY TODAY FOR YOU\n\n\n\n",
+};
+
+/*
+ * Every default rule's ASCII variant gives the answer its UTF one gives on
+ * ASCII texts, and a text with bytes past 127 is matched by the UTF one.
+ */
+static void
+test_ascii_variant(void **state)
+{
+	const char *src = getenv("AUTHGATE_SRCDIR");
+	struct buf err = BUF_INIT;
+	struct ruleset *s = ruleset_new(0);
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	struct rule_matcher *x;
+	char path[1024];
+	size_t i, k, n = 0, hits = 0;
+	glob_t g;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/policies/*.rules", src ? src : "..");
+	assert_int_equal(glob(path, 0, NULL, &g), 0);
+	for (i = 0; i < g.gl_pathc; i++)
+		if (ruleset_add_file(s, g.gl_pathv[i], &err) == -1)
+			fail_msg("%s", err.data);
+	globfree(&g);
+	assert_int_equal(ruleset_finish(s, &err), 0);
+	for (i = 0; i < s->n; i++) {
+		const struct rule *r = &s->rules[i];
+
+		if (r->re == NULL || r->re_ascii == NULL)
+			continue;
+		n++;
+		for (k = 0; k < sizeof(ascii_texts) / sizeof(ascii_texts[0]);
+		     k++) {
+			const char *t = ascii_texts[k];
+			int a = pcre2_match(
+			    r->re, (PCRE2_SPTR)t, strlen(t), 0, 0, md, NULL);
+			int b = pcre2_match(r->re_ascii, (PCRE2_SPTR)t,
+			    strlen(t), 0, 0, md, NULL);
+
+			if ((a >= 0) != (b >= 0))
+				fail_msg("%s on text %zu: UTF %d, ASCII %d",
+				    r->name, k, a, b);
+			hits += a >= 0;
+		}
+	}
+	if (n < 50 || hits < 30)
+		fail_msg("only %zu rules with a variant, %zu hits", n, hits);
+	ruleset_free(s);
+
+	/* \w is a letter of any script for (*UCP): "cafe" with an e-acute
+	 * has four word characters only when read as UTF-8 */
+	s = load("body U /(*UCP)^\\w{4}$/\n", NULL, &err);
+	assert_non_null(s);
+	x = ruleset_matcher_new(s);
+	want_int("non-ASCII text: the UTF pattern",
+	    ruleset_match(s, &s->rules[0], "caf\xc3\xa9", 5, x, NULL), 1);
+	want_int("ASCII text",
+	    ruleset_match(s, &s->rules[0], "cafe", 4, x, NULL), 1);
+	ruleset_matcher_free(x);
+	ruleset_free(s);
+	pcre2_match_data_free(md);
+	buf_release(&err);
+}
+
 int
 main(void)
 {
@@ -446,6 +531,7 @@ main(void)
 	    cmocka_unit_test(test_codes),
 	    cmocka_unit_test(test_match_limit),
 	    cmocka_unit_test(test_file),
+	    cmocka_unit_test(test_ascii_variant),
 	};
 
 	return AG_RUN(tests);
