@@ -295,6 +295,21 @@ spf_kv(struct buf *b, const char *key, const char *v)
 	buf_addch(b, ';');
 }
 
+/*
+ * spf_ctext - text inside the header's comment: '(', ')' and '\\' quoted
+ * (RFC 5322 3.2.2), so a sender address such as "x) client-ip=..."@d
+ * cannot close the comment early and pose as a key=value pair
+ */
+static void
+spf_ctext(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '(' || *s == ')' || *s == '\\')
+			buf_addch(b, '\\');
+		buf_addch(b, *s);
+	}
+}
+
 /* spf_received - RFC 7208 9.1 Received-SPF for the MAIL FROM identity */
 static void
 spf_received(struct msg *m)
@@ -318,8 +333,11 @@ spf_received(struct msg *m)
 		how = "gives no verdict on %s";
 		break;
 	}
-	buf_addf(&b, "%s (%s: domain of %s ", msg_spf_result_name(o->result),
-	    log_safe(m, recv), log_safe(m, o->identity));
+	buf_addf(&b, "%s (", msg_spf_result_name(o->result));
+	spf_ctext(&b, log_safe(m, recv));
+	buf_addstr(&b, ": domain of ");
+	spf_ctext(&b, log_safe(m, o->identity));
+	buf_addch(&b, ' ');
 	buf_addf(&b, how, m->conn->client_ip);
 	buf_addch(&b, ')');
 	spf_kv(&b, "receiver", recv);
