@@ -403,6 +403,12 @@ test_table_errors(void **state)
 		"KT:1: key 'k': DIR/nothing.pem: cannot read"},
 	    {"key others can read", "k example.org:s:DIR/open.pem\n", "*@x k\n",
 		"open.pem: private key is readable by others"},
+	    {"key its group can read", "k example.org:s:DIR/grp.pem\n",
+		"*@x k\n",
+		"KT:1: key 'k': DIR/grp.pem: private key is readable by its "
+		"group (mode 0640)"},
+	    {"key its group can write", "k example.org:s:DIR/gw.pem\n",
+		"*@x k\n", "gw.pem: private key is writable by its group"},
 	    {"not a key", "k example.org:s:DIR/junk.pem\n", "*@x k\n",
 		"junk.pem: not a PEM private key"},
 	    {"weak RSA", "\n\nk example.org:s:DIR/weak.pem\n", "*@x k\n",
@@ -434,9 +440,10 @@ test_table_errors(void **state)
 		char cmd[512];
 
 		snprintf(cmd, sizeof(cmd),
-		    "cp %s/rsa.pem %s/open.pem; chmod 644 "
-		    "%s/open.pem",
-		    dir, dir, dir);
+		    "cp %s/rsa.pem %s/open.pem; chmod 644 %s/open.pem; "
+		    "cp %s/rsa.pem %s/grp.pem; chmod 640 %s/grp.pem; "
+		    "cp %s/rsa.pem %s/gw.pem; chmod 620 %s/gw.pem",
+		    dir, dir, dir, dir, dir, dir, dir, dir, dir);
 		assert_int_equal(system(cmd), 0);
 	}
 	write_file("junk.pem", "this is not a key\n", 0600);
@@ -961,7 +968,8 @@ test_odd_signatures(void **state)
 		snprintf(msg + n, sizeof(msg) - n, "%s", crlf(plain_msg));
 		run(v, "203.0.113.5", NULL, msg, 4096, &r);
 		if (count(r.ar, "dkim=permerror") != 9 ||
-		    strstr(r.ar, "1 more signatures with an i= given twice") == NULL ||
+		    strstr(r.ar, "1 more signatures with an i= given twice") ==
+			NULL ||
 		    strstr(r.ar, "header.i") != NULL)
 			fail_msg("nine bad i=: %s", r.ar);
 	}
