@@ -2,8 +2,9 @@
  * test_spf.c - the SPF check through the message pipeline against a fake
  * DNS server: the void-lookup and DNS-term counters, the MX and PTR
  * limits, temperror on SERVFAIL and on a silent server within dns_timeout,
- * IPv4-mapped clients, CIDR /0, the explanation, and the Received-SPF
- * header against a sender address built to break out of its comment.
+ * IPv4-mapped and loopback clients, CIDR /0, the explanation, and the
+ * Received-SPF header against a sender address built to break out of its
+ * comment.
  */
 #include <stdio.h>
 #include <time.h>
@@ -27,7 +28,8 @@ setup(void **state)
 	struct buf err = BUF_INIT;
 	char ov[64];
 	const char *ovs[] = {ov, "dns_timeout=300ms", "authserv_id=mx.test",
-	    "spf_default_explanation=DEFAULT %{d}", "spf_received_header=yes"};
+	    "spf_default_explanation=DEFAULT %{d}", "spf_received_header=yes",
+	    "internal_hosts=10.0.0.0/8"};
 	struct config *cfg;
 	char t[64];
 	int i;
@@ -72,6 +74,7 @@ setup(void **state)
 	fakedns_add(fk, "two.example", 16, "v=spf1 -all", 60);
 	fakedns_add(
 	    fk, "plain.example", 16, "v=spf1 ip4:192.0.2.0/24 -all", 60);
+	fakedns_add(fk, "lo.example", 16, "v=spf1 ip4:127.0.0.0/8 -all", 60);
 	/* libspf2 silently drops terms past 511 compiled bytes (about 63
 	 * ip4 or 25 ip6 terms): we split such records */
 	{
@@ -90,7 +93,7 @@ setup(void **state)
 		sprintf(p, " ~all");
 		fakedns_add(fk, "big6.example", 16, rec, 60);
 	}
-	if ((cfg = config_load("/dev/null", ovs, 5, &err)) == NULL)
+	if ((cfg = config_load("/dev/null", ovs, 6, &err)) == NULL)
 		fail_msg("%s", err.data);
 	if ((snap = snapshot_build(cfg, NULL, table, &err)) == NULL)
 		fail_msg("%s", err.data);
@@ -150,6 +153,13 @@ test_results(void **state)
 	    {"fail", "198.51.100.7", "<a@plain.example>", AG_SPF_FAIL, ""},
 	    {"ipv4-mapped client is IPv4", "::ffff:192.0.2.7",
 		"<a@plain.example>", AG_SPF_PASS, ""},
+	    /* libspf2 alone would pass any domain for a loopback client */
+	    {"loopback client, not internal", "127.0.0.1", "<a@plain.example>",
+		AG_SPF_FAIL, ""},
+	    {"IPv6 loopback client", "::1", "<a@plain.example>", AG_SPF_FAIL,
+		""},
+	    {"loopback client in the record", "127.0.0.2", "<a@lo.example>",
+		AG_SPF_PASS, ""},
 	    {"no record", "192.0.2.7", "<a@nothing.example>", AG_SPF_NONE, ""},
 	    {"two records", "192.0.2.7", "<a@two.example>", AG_SPF_PERMERROR,
 		"more than one SPF record"},
