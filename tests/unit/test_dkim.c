@@ -898,6 +898,30 @@ test_many_signatures(void **state)
 	run(v, "203.0.113.5", NULL, m, 4096, r);
 	if (count(r->ar, "dkim=pass") != 5)
 		fail_msg("5 of 5 checked: %s", r->ar);
+	/* 12 keys, a budget of 10 queries: the 2 keys it refused are never
+	 * looked up by libopendkim either (it used to, past the budget) */
+	{
+		const char *ten[] = {
+		    "dns_max_queries_per_message=10", "dkim_max_signatures=50"};
+		struct snapshot *b10 = snap_ok(ten, 2);
+		const char *bm = crlf(plain_msg);
+		char sel[16], file[24];
+
+		for (i = 1; i <= 12; i++) {
+			snprintf(sel, sizeof(sel), "bud%d", i);
+			snprintf(file, sizeof(file), "%s.pem", sel);
+			EVP_PKEY_free(
+			    new_key("rsa", 1024, sel, sel, "example.org"));
+			bm = lib_sign(bm, file, sel, DKIM_SIGN_RSASHA256, -1);
+		}
+		run(b10, "203.0.113.5", NULL, bm, 4096, r);
+		if (count(r->ar, "dkim=pass") != 10 ||
+		    count(r->ar, "DNS query budget") != 2)
+			fail_msg("12 keys, 10 queries: %d pass, %d refused: %s",
+			    count(r->ar, "dkim=pass"),
+			    count(r->ar, "DNS query budget"), r->ar);
+		snapshot_release(b10);
+	}
 	/* 3000 headers: garbage, huge h=, bad base64, then real ones */
 	for (i = 0; i < 3000; i++) {
 		static const char *junk[] = {
