@@ -766,6 +766,21 @@ def injection_over_milter(t):
     check_received_spf(t, rspf[0].replace("\n", ""), OUTSIDE, masked_from,
                        masked_helo, "miltc")
 
+    # From: domains: UTF-8 becomes its A-label (RFC 9989 5.3.1), raw
+    # Latin-1 and a '(' are no domain at all
+    for frm, want in ((b"a@\xc3\xa9vil.example", {
+                           "header.from": "xn--vil-9la.example"}),
+                      (b"a@\xe9vil.example", {
+                          "reason": "no usable From: domain"}),
+                      (b"a@ex(ample.com", {
+                          "reason": "no usable From: domain"})):
+        msg = b"From: \"x\" <" + frm + b">\r\nSubject: x\r\n\r\nbody\r\n"
+        res = miltc(t, ag, msg, "--client-ip", OUTSIDE)
+        sid, results = parse_ar(added(res, "Authentication-Results")[0]
+                                .replace("\n", ""))
+        t.eq([p for m, _, p in results if m == "dmarc"], [want],
+             "From: %r" % frm)
+
 
 # ---------------------------------------------------------------------------
 # 4 privileges and paths
