@@ -96,6 +96,28 @@ EX_CONFIG = 78
 # helpers
 
 
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|"
+                       r"UndefinedBehaviorSanitizer|runtime error:")
+
+
+def clean_exit(ag):
+    """Stop authgate; it must exit 0 on SIGTERM with no sanitizer report
+    in its log (leaks are only reported at exit: the ASan build's run of
+    this file checks them here)."""
+    rc = ag.stop()
+    bad = [ln for ln in ag.stderr().splitlines() if SANITIZER.search(ln)]
+    if rc != 0 or bad:
+        raise AssertionError("authgate exit status %s; %s" % (
+            rc, "\n".join(bad[:20]) or "no sanitizer report"))
+
+
+def authgate(t, **kw):
+    """A started H.Authgate whose exit is checked at the end of the test."""
+    ag = H.Authgate(**kw).start()
+    t.defer(clean_exit, ag)
+    return ag
+
+
 def signing_key():
     return K.make_key("rsa2048", DOMAIN, "sec")
 
@@ -369,7 +391,7 @@ def open_signer_stack(t, settings=None):
     conf.update({"authserv_id": ID, "internal_hosts": "192.0.2.0/24",
                  "dns_timeout": "2s"})
     conf.update(settings or {})
-    ag = H.Authgate(settings=conf, dns=dns).start()
+    ag = authgate(t, settings=conf, dns=dns)
     pf = H.Postfix(milter=ag, relay_port=sink).start()
     return key, dns, sink, ag, pf
 
@@ -476,7 +498,7 @@ def internal_edges(t):
                  "dmarc_enable": False, "rules_enable": False,
                  "internal_hosts": "192.0.2.64/26, 2001:db8:1::/48, "
                                    "203.0.113.9"})
-    ag = H.Authgate(settings=conf, dns=dns).start()
+    ag = authgate(t, settings=conf, dns=dns)
     cases = [
         ("192.0.2.64", True), ("192.0.2.127", True),
         ("192.0.2.63", False), ("192.0.2.128", False),
@@ -578,10 +600,10 @@ def forged_stack(t, mta):
     dns = H.DnsServer().start()
     dns.add("example.org.", "TXT", "v=spf1 ip4:198.51.100.0/24 -all", ttl=1)
     sink = H.Sink().start()
-    ag = H.Authgate(settings={"authserv_id": ID, "dns_timeout": "2s",
-                              "rules_enable": False,
-                              "internal_hosts": "192.0.2.0/24"},
-                    dns=dns).start()
+    ag = authgate(t, settings={"authserv_id": ID, "dns_timeout": "2s",
+                               "rules_enable": False,
+                               "internal_hosts": "192.0.2.0/24"},
+                     dns=dns)
     cls = H.Postfix if mta == "postfix" else H.Sendmail
     return dns, sink, ag, cls(milter=ag, relay_port=sink).start()
 
@@ -686,8 +708,8 @@ def injection_through_postfix(t):
     dns = H.DnsServer().start()
     dns.add(INJ + ".", "TXT", "v=spf1 ip4:198.51.100.0/24 -all", ttl=1)
     sink = H.Sink().start()
-    ag = H.Authgate(settings={"authserv_id": ID, "spf_received_header": True,
-                              "dns_timeout": "2s"}, dns=dns).start()
+    ag = authgate(t, settings={"authserv_id": ID, "spf_received_header": True,
+                               "dns_timeout": "2s"}, dns=dns)
     pf = H.Postfix(milter=ag, relay_port=sink).start()
     r = pf.send(MFROM, RCPT, injection_message(),
                 xclient={"ADDR": OUTSIDE, "HELO": xtext(HELO)})
@@ -723,8 +745,8 @@ def injection_over_milter(t):
     with LF+TAB only, carry no CR, and parse to exactly our results."""
     dns = H.DnsServer().start()
     dns.add(INJ + ".", "TXT", "v=spf1 ip4:198.51.100.0/24 -all", ttl=1)
-    ag = H.Authgate(settings={"authserv_id": ID, "spf_received_header": True,
-                              "dns_timeout": "2s"}, dns=dns).start()
+    ag = authgate(t, settings={"authserv_id": ID, "spf_received_header": True,
+                               "dns_timeout": "2s"}, dns=dns)
     helo = ("inj.example\r\nAuthentication-Results: %s; dkim=pass\r\n"
             "\t(\xe9; spf=pass" % ID)
     mfrom = "<a\r\nX-Injected: yes@%s>" % INJ
@@ -815,9 +837,9 @@ def privileges(t):
     pw = pwd.getpwnam("nobody")
     port = low_port()
     dns = H.DnsServer().start()
-    ag = H.Authgate(settings={"authserv_id": ID, "user": "nobody",
-                              "spf_enable": False, "dmarc_enable": False},
-                    port=port, dns=dns).start()
+    ag = authgate(t, settings={"authserv_id": ID, "user": "nobody",
+                               "spf_enable": False, "dmarc_enable": False},
+                     port=port, dns=dns)
     t.ok(H.listening(port), "listening on port %d" % port)
     tasks = os.listdir("/proc/%d/task" % ag.pid)
     t.ok(len(tasks) > 1, "several threads", got=tasks)
@@ -889,7 +911,7 @@ def key_modes(t):
         t.contains(err, "%s: cannot read the key: Permission denied" % path,
                    "root's key, read as nobody")
     conf, path = signing_conf(t, key, mode=0o600)
-    ag = H.Authgate(settings=dict(base, **conf), dns=dns).start()
+    ag = authgate(t, settings=dict(base, **conf), dns=dns)
     res = miltc(t, ag, edge_message(), "--client-ip", OUTSIDE, "--macro",
                 "{auth_authen}=alice")
     t.eq(len(added(res, "DKIM-Signature")), 1, "mode 0600 signs")
@@ -946,6 +968,7 @@ def paths(t):
     if os.getuid() == 0:
         argv += ["-o", "user=nobody"]
     ag = H.Daemon(argv, ready_port=port, cwd=sub, name="authgate").start()
+    t.defer(clean_exit, ag)
     ag.port = port
     t.eq(os.readlink("/proc/%d/cwd" % ag.pid), "/", "it works in /")
     ag.wait_stderr(r"listening on .*, configuration %s$" % re.escape(conf))
@@ -976,9 +999,9 @@ def limit_headers(t):
     removed past the count and past the size."""
     dns = H.DnsServer().start()
     sink = H.Sink().start()
-    ag = H.Authgate(settings={"authserv_id": ID, "max_headers": 10,
-                              "header_size_limit": "1k",
-                              "dns_timeout": "2s"}, dns=dns).start()
+    ag = authgate(t, settings={"authserv_id": ID, "max_headers": 10,
+                               "header_size_limit": "1k",
+                               "dns_timeout": "2s"}, dns=dns)
     pf = H.Postfix(milter=ag, relay_port=sink).start()
     subject = " ".join("word%04d" % i for i in range(560))   # 5 KB
     # a 3 KB comment, folded, before our id
@@ -1039,9 +1062,9 @@ def limit_dkim_dns(t):
     sels = ["s%d" % i for i in range(1, 5)] + ["t%d" % i for i in range(1, 15)]
     for sel in sels:
         dns.add("%s._domainkey.%s." % (sel, DOMAIN), "TXT", key.txt, ttl=1)
-    ag = H.Authgate(settings={"authserv_id": ID, "spf_enable": False,
-                              "dmarc_enable": False, "rules_enable": False,
-                              "dkim_max_signatures": 2}, dns=dns).start()
+    ag = authgate(t, settings={"authserv_id": ID, "spf_enable": False,
+                               "dmarc_enable": False, "rules_enable": False,
+                               "dkim_max_signatures": 2}, dns=dns)
     base = H.make_message(frm="alice@" + DOMAIN, subject="many")
     res = miltc(t, ag, sign_many(key, sels[:4], base), "--client-ip",
                 OUTSIDE)
@@ -1122,11 +1145,11 @@ def limit_rules_mime(t):
         f.write(RULES)
     os.chmod(path, 0o644)
     dns = H.DnsServer().start()
-    ag = H.Authgate(settings={"authserv_id": ID, "spf_enable": False,
-                              "dmarc_enable": False, "rules_rdns": False,
-                              "rules_files": path, "spam_header_score": 0,
-                              "rules_match_limit": 1000,
-                              "rules_scan_limit": "1k"}, dns=dns).start()
+    ag = authgate(t, settings={"authserv_id": ID, "spf_enable": False,
+                               "dmarc_enable": False, "rules_rdns": False,
+                               "rules_files": path, "spam_header_score": 0,
+                               "rules_match_limit": 1000,
+                               "rules_scan_limit": "1k"}, dns=dns)
 
     def run(msg, name):
         t0 = time.monotonic()
