@@ -49,7 +49,8 @@ struct conf_param {
 	long long min, max; /* INT: value; TIME: ms; SIZE: bytes */
 	const struct conf_word *words;
 	size_t off;
-	/* an extra syntax check of STR values: -1 and a reason */
+	/* an extra syntax check of STR values (of each LIST entry): -1 and
+	 * a reason */
 	int (*check)(const char *, char *, size_t);
 };
 
@@ -142,6 +143,17 @@ conf_check_listen(const char *v, char *why, size_t whylen)
 		return 0;
 	snprintf(why, whylen,
 	    "'%s' is not ADDRESS:PORT (127.0.0.1:9894, [::1]:9894)", v);
+	return -1;
+}
+
+/* conf_check_abspath - a list entry that must be an absolute path: the
+ * daemon works in "/" and reloads must read the files it started with */
+static int
+conf_check_abspath(const char *v, char *why, size_t whylen)
+{
+	if (*v == '/')
+		return 0;
+	snprintf(why, whylen, "'%s' is not an absolute path", v);
 	return -1;
 }
 
@@ -297,7 +309,8 @@ static const struct conf_param conf_params[] = {
 	OFFC(metrics_listen, conf_check_listen)},
     {"rules_enable", CONF_BOOL, "yes", 0, 0, NULL, OFF(rules_enable)},
     {"rules_builtin", CONF_BOOL, "yes", 0, 0, NULL, OFF(rules_builtin)},
-    {"rules_files", CONF_LIST, "", 0, 0, NULL, OFF(rules_files)},
+    {"rules_files", CONF_LIST, "", 0, 0, NULL,
+	OFFC(rules_files, conf_check_abspath)},
     {"rules_scan_limit", CONF_SIZE, "1m", 1024, 64 * 1048576LL, NULL,
 	OFF(rules_scan_limit)},
     {"rules_match_limit", CONF_INT, "100000", 1000, 100000000, NULL,
@@ -534,10 +547,20 @@ conf_set(
 		*(int *)field = p->words[i].value;
 		snprintf(canon, sizeof(canon), "%s", p->words[i].name);
 		break;
-	case CONF_LIST:
+	case CONF_LIST: {
+		struct strlist l = {0};
+		size_t k;
+
+		conf_list_parse(value, &l);
+		for (k = 0; p->check != NULL && k < l.n; k++)
+			if (p->check(l.v[k], why, whylen) == -1) {
+				conf_list_free(&l);
+				return -1;
+			}
 		conf_list_free((struct strlist *)field);
-		conf_list_parse(value, (struct strlist *)field);
+		*(struct strlist *)field = l;
 		break;
+	}
 	case CONF_SCORE: {
 		char *end;
 		double d;

@@ -35,7 +35,17 @@ struct dkimv_msg {
 	struct dkim_outcome refused_o[DKIMV_MAX_REFUSED];
 	size_t nrefused;
 	unsigned more_refused;
+	/* key names the message's DNS budget refused at their header: their
+	 * signatures are not verified (libopendkim's own lookup at the end
+	 * would go past the budget) */
+	const char **nobudget;
+	size_t nnobudget;
+	unsigned more_nobudget;
 };
+
+#define DKIMV_NOBUDGET_WHY                         \
+	"DNS query budget of the message used up " \
+	"(dns_max_queries_per_message)"
 
 /* One DNS query libopendkim started through our hooks. */
 struct dkimv_query {
@@ -285,16 +295,65 @@ dkimv_dns_config(void *srv, const char *conf)
 	return 0;
 }
 
-/* dkimv_prescreen - verify at most dkim_max_signatures, the rest not */
+/* dkimv_own - a signature judged here, reported after libopendkim's;
+ * false when the list is full (the caller counts it) */
+static bool
+dkimv_own(struct dkimv_msg *v, const char *d, const char *s, const char *reason)
+{
+	struct dkim_outcome *o;
+
+	if (v->nrefused == DKIMV_MAX_REFUSED)
+		return false;
+	o = &v->refused_o[v->nrefused++];
+	memset(o, 0, sizeof(*o));
+	o->result = AG_DKIM_PERMERROR;
+	o->domain = d;
+	o->selector = s;
+	o->l = -1;
+	o->reason = reason;
+	return true;
+}
+
+/* dkimv_over_budget - was this signature's key refused by the budget? */
+static bool
+dkimv_over_budget(struct msg *m, const char *d, const char *s)
+{
+	const struct dkimv_msg *v = m->dkimv;
+	const char *name;
+	size_t i;
+
+	if (v->nnobudget == 0 || d == NULL || s == NULL ||
+	    (name = arena_printf(m->arena, "%s._domainkey.%s", s, d)) == NULL)
+		return false;
+	for (i = 0; i < v->nnobudget; i++)
+		if (str_casecmp(v->nobudget[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* dkimv_prescreen - verify at most dkim_max_signatures, the rest not, and
+ * none whose key lookup the message's DNS budget refused */
 static DKIM_CBSTAT
 dkimv_prescreen(DKIM *h, DKIM_SIGINFO **sigs, int nsigs)
 {
 	struct msg *m = dkim_get_user_context(h);
+	const char *d, *s;
 	int i;
 
-	for (i = (int)m->cfg->dkim_max_signatures; i < nsigs; i++) {
+	for (i = 0; i < nsigs; i++) {
+		if (i >= (int)m->cfg->dkim_max_signatures) {
+			dkim_sig_ignore(sigs[i]);
+			m->dkim_unchecked++;
+			continue;
+		}
+		d = (const char *)dkim_sig_getdomain(sigs[i]);
+		s = (const char *)dkim_sig_getselector(sigs[i]);
+		if (!dkimv_over_budget(m, d, s))
+			continue;
 		dkim_sig_ignore(sigs[i]);
-		m->dkim_unchecked++;
+		if (!dkimv_own(m->dkimv, arena_strdup(m->arena, d),
+			arena_strdup(m->arena, s), DKIMV_NOBUDGET_WHY))
+			m->dkimv->more_nobudget++;
 	}
 	return DKIM_CBSTAT_CONTINUE;
 }
@@ -448,7 +507,6 @@ static int
 dkimv_refuse(struct msg *m, const struct hdr *h, const char *d, const char *s)
 {
 	struct dkimv_msg *v = m->dkimv;
-	struct dkim_outcome *o;
 
 	if (v->nref == v->capref) {
 		size_t cap = v->capref ? 2 * v->capref : 8;
@@ -463,19 +521,39 @@ dkimv_refuse(struct msg *m, const struct hdr *h, const char *d, const char *s)
 		v->capref = cap;
 	}
 	v->refused[v->nref++] = h;
-	if (v->nrefused == DKIMV_MAX_REFUSED) {
+	if (!dkimv_own(v, d, s,
+		"i= given twice or not dkim-quoted-printable (RFC 6376 "
+		"3.2, 2.11)"))
 		v->more_refused++;
-		return 0;
-	}
-	o = &v->refused_o[v->nrefused++];
-	memset(o, 0, sizeof(*o));
-	o->result = AG_DKIM_PERMERROR;
-	o->domain = d;
-	o->selector = s;
-	o->l = -1;
-	o->reason = "i= given twice or not dkim-quoted-printable (RFC 6376 "
-		    "3.2, 2.11)";
 	return 0;
+}
+
+/* dkimv_budget_refused - did the budget refuse this key lookup? (the
+ * others are left running: their answers are ready at eom) */
+static bool
+dkimv_budget_refused(struct dns_query *q)
+{
+	const struct dns_answer *a;
+
+	return q != NULL && dns_query_ready(q) &&
+	    dns_query_wait(q, &a) == AG_DNS_BUDGET;
+}
+
+/* dkimv_note_nobudget - remember a key name the budget refused */
+static void
+dkimv_note_nobudget(struct msg *m, const char *name)
+{
+	struct dkimv_msg *v = m->dkimv;
+
+	if (v->nobudget == NULL &&
+	    (v->nobudget = arena_allocarray(m->arena,
+		 (size_t)m->cfg->dkim_max_signatures, sizeof(*v->nobudget))) ==
+		NULL) {
+		msg_error(m, AG_ERR_INTERNAL, "dkim: out of memory");
+		return;
+	}
+	if (v->nnobudget < (size_t)m->cfg->dkim_max_signatures)
+		v->nobudget[v->nnobudget++] = name;
 }
 
 /* dkimv_on_header - note signatures, start their key lookups now */
@@ -504,8 +582,9 @@ dkimv_on_header(struct msg *m, const struct hdr *h)
 	if (++m->dkimv->nsigs > m->cfg->dkim_max_signatures)
 		return 0;
 	if (d != NULL && s != NULL && *d && *s &&
-	    (name = arena_printf(m->arena, "%s._domainkey.%s", s, d)) != NULL)
-		msg_dns_start(m, name, AG_DNS_T_TXT); /* answer ready at eom */
+	    (name = arena_printf(m->arena, "%s._domainkey.%s", s, d)) != NULL &&
+	    dkimv_budget_refused(msg_dns_start(m, name, AG_DNS_T_TXT)))
+		dkimv_note_nobudget(m, name);
 	return 0;
 }
 
@@ -809,6 +888,13 @@ dkimv_on_eom(struct msg *m)
 		    m->dkimv->more_refused);
 		msg_ar_add(m, r);
 	}
+	if (m->dkimv != NULL && m->dkimv->more_nobudget > 0 &&
+	    (r = msg_ar_new(m, "dkim", "permerror")) != NULL) {
+		r->reason = arena_printf(m->arena,
+		    "%u more signatures not checked: " DKIMV_NOBUDGET_WHY,
+		    m->dkimv->more_nobudget);
+		msg_ar_add(m, r);
+	}
 	if (m->dkim_unchecked > 0 &&
 	    (r = msg_ar_new(m, "dkim", "neutral")) != NULL) {
 		r->reason = arena_printf(m->arena,
@@ -818,7 +904,9 @@ dkimv_on_eom(struct msg *m)
 		msg_ar_add(m, r);
 	}
 	if (m->ndkim == 0 && m->dkim_unchecked == 0 &&
-	    (m->dkimv == NULL || m->dkimv->more_refused == 0) &&
+	    (m->dkimv == NULL ||
+		(m->dkimv->more_refused == 0 &&
+		    m->dkimv->more_nobudget == 0)) &&
 	    (r = msg_ar_new(m, "dkim", "none")) != NULL)
 		msg_ar_add(m, r); /* RFC 8601 2.7.1: not signed */
 	return 0;

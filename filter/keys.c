@@ -26,11 +26,27 @@ keys_type_name(enum ag_key_type t)
 	return t == AG_KEY_ED25519 ? "ed25519" : "rsa";
 }
 
+/* keys_exposed - who besides the owner may read or change the file */
+static const char *
+keys_exposed(mode_t mode)
+{
+	if (mode & S_IROTH)
+		return "readable by others";
+	if (mode & S_IWOTH)
+		return "writable by others";
+	if (mode & S_IRGRP)
+		return "readable by its group";
+	if (mode & S_IWGRP)
+		return "writable by its group";
+	return NULL;
+}
+
 /* keys_read - the file's bytes, after checking who may read it */
 static int
 keys_read(const char *path, struct buf *b, char *why, size_t whylen)
 {
 	struct stat st;
+	const char *who;
 	char chunk[4096];
 	ssize_t n;
 	int fd;
@@ -45,13 +61,15 @@ keys_read(const char *path, struct buf *b, char *why, size_t whylen)
 		close(fd);
 		return -1;
 	}
-	/* A private key anyone may read is a key anyone may sign with. */
-	if (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) {
+	/*
+	 * A private key anyone may read is a key anyone may sign with, and
+	 * one its group may read is readable by whoever joins that group
+	 * (the MTA's user joins ours for a unix milter socket).
+	 */
+	if ((who = keys_exposed(st.st_mode)) != NULL) {
 		snprintf(why, whylen,
-		    "%s: private key is %s by others (mode "
-		    "%04o): chmod 600 it",
-		    path, (st.st_mode & S_IROTH) ? "readable" : "writable",
-		    (unsigned)(st.st_mode & 07777));
+		    "%s: private key is %s (mode %04o): chmod 600 it", path,
+		    who, (unsigned)(st.st_mode & 07777));
 		close(fd);
 		return -1;
 	}

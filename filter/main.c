@@ -484,6 +484,27 @@ raise_nofile(void)
 		    (unsigned long long)rl.rlim_max, strerror(errno));
 }
 
+/*
+ * conf_absolute - the daemon's -c as an absolute path: it works in "/"
+ * (it holds no directory of the admin's busy), and every reload must
+ * read the file it started with. Symbolic links are left to resolve at
+ * each reload, as for an absolute path.
+ */
+static void
+conf_absolute(void)
+{
+	char cwd[4096];
+	struct buf b = BUF_INIT;
+
+	if (opts.conf == NULL || opts.conf[0] == '/')
+		return;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		fatal(AG_EX_CONFIG, "%s: cannot make it an absolute path: %s",
+		    opts.conf, strerror(errno));
+	buf_addf(&b, "%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, opts.conf);
+	opts.conf = buf_detach(&b, NULL); /* kept for the daemon's life */
+}
+
 /* run - the daemon proper; does not return */
 static void __attribute__((noreturn)) run(struct config *cfg)
 {
@@ -493,6 +514,8 @@ static void __attribute__((noreturn)) run(struct config *cfg)
 	sigset_t set;
 	pthread_t mthr;
 
+	if (chdir("/") == -1)
+		fatal(AG_EX_OSERR, "chdir /: %s", strerror(errno));
 	if (getuid() == 0 && (pw = getpwnam(cfg->user)) == NULL)
 		fatal(AG_EX_CONFIG,
 		    "user '%s' does not exist: create it (useradd --system "
@@ -579,6 +602,8 @@ main(int argc, char **argv)
 		    (size_t)(argc - ci) * sizeof(char *));
 		return cli_check(argc - 1, argv);
 	}
+	if (!opts.check_only && !opts.print)
+		conf_absolute();
 	if ((cfg = config_load(
 		 opts.conf, opts.overrides, opts.noverrides, &err)) == NULL) {
 		fputs(err.data, stderr);

@@ -88,6 +88,36 @@ spf_map(const struct spf_eval *ev, SPF_response_t *resp)
 	}
 }
 
+/*
+ * spf_query - SPF_request_query_mailfrom() without its free pass: libspf2
+ * answers "pass" for any domain when the client is a loopback address
+ * (SPF_REASON_LOCALHOST). RFC 7208 has no such rule, and a loopback
+ * client that internal_hosts leaves out is an ordinary client: with the
+ * free pass, any local process could claim any domain's SPF (and so its
+ * DMARC). The steps are the library's own, minus that shortcut.
+ */
+static SPF_errcode_t
+spf_query(SPF_server_t *server, SPF_request_t *req, SPF_response_t **respp)
+{
+	SPF_record_t *rec = NULL;
+	SPF_errcode_t err;
+
+	if ((*respp = SPF_response_new(req)) == NULL)
+		return SPF_E_NO_MEMORY;
+	req->cur_dom = req->use_helo ? req->helo_dom : req->env_from_dp;
+	err = SPF_server_get_record(server, req, *respp, &rec);
+	if (err != SPF_E_SUCCESS) {
+		if (rec != NULL)
+			SPF_record_free(rec);
+		return err;
+	}
+	(*respp)->spf_record_exp = rec;
+	err = SPF_record_interpret(rec, req, *respp, 0);
+	(*respp)->spf_record_exp = NULL;
+	SPF_record_free(rec);
+	return err;
+}
+
 /* spf_check_host - RFC 7208 4: evaluate one identity with libspf2 */
 static void
 spf_check_host(struct msg *m, const char *sender, const char *domain,
@@ -145,7 +175,7 @@ spf_check_host(struct msg *m, const char *sender, const char *domain,
 		o->reason = "unusable sender address";
 		goto out;
 	}
-	SPF_request_query_mailfrom(req, &resp);
+	spf_query(server, req, &resp);
 	o->result = resp ? spf_map(ev, resp) : AG_SPF_TEMPERROR;
 	if (o->result == AG_SPF_PERMERROR || o->result == AG_SPF_TEMPERROR)
 		o->reason = ev->limit ? ev->limit
@@ -476,6 +506,21 @@ spf_kv(struct buf *b, const char *key, const char *v)
 	buf_addch(b, ';');
 }
 
+/*
+ * spf_ctext - text inside the header's comment: '(', ')' and '\\' quoted
+ * (RFC 5322 3.2.2), so a sender address such as "x) client-ip=..."@d
+ * cannot close the comment early and pose as a key=value pair
+ */
+static void
+spf_ctext(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '(' || *s == ')' || *s == '\\')
+			buf_addch(b, '\\');
+		buf_addch(b, *s);
+	}
+}
+
 /* spf_received - RFC 7208 9.1 Received-SPF for the MAIL FROM identity */
 static void
 spf_received(struct msg *m)
@@ -499,8 +544,11 @@ spf_received(struct msg *m)
 		how = "gives no verdict on %s";
 		break;
 	}
-	buf_addf(&b, "%s (%s: domain of %s ", msg_spf_result_name(o->result),
-	    log_safe(m, recv), log_safe(m, o->identity));
+	buf_addf(&b, "%s (", msg_spf_result_name(o->result));
+	spf_ctext(&b, log_safe(m, recv));
+	buf_addstr(&b, ": domain of ");
+	spf_ctext(&b, log_safe(m, o->identity));
+	buf_addch(&b, ' ');
 	buf_addf(&b, how, m->conn->client_ip);
 	buf_addch(&b, ')');
 	spf_kv(&b, "receiver", recv);

@@ -203,12 +203,14 @@ keyfile_read(const char *path, bool others_fatal, mode_t *modep, size_t *lenp,
 	}
 	*modep = st.st_mode & 07777;
 	/* who else can sign with it, or swap it for theirs (as filter/keys.c) */
-	if (st.st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) {
+	if (st.st_mode & (S_IROTH | S_IWOTH | S_IRGRP | S_IWGRP)) {
 		who = "writable by its group";
 		if (st.st_mode & S_IROTH)
 			who = "readable by others";
 		else if (st.st_mode & S_IWOTH)
 			who = "writable by others";
+		else if (st.st_mode & S_IRGRP)
+			who = "readable by its group";
 		snprintf(why, whylen,
 		    "%s is %s (mode %04o): chmod 600 it, and replace the key "
 		    "if others may have read it",
@@ -217,11 +219,6 @@ keyfile_read(const char *path, bool others_fatal, mode_t *modep, size_t *lenp,
 			goto fail;
 		buf_addf(warn, "%s\n", why);
 	}
-	if (st.st_mode & S_IRGRP)
-		buf_addf(warn,
-		    "%s is readable by its group (mode %04o): make sure only "
-		    "the authgate user is in that group\n",
-		    path, (unsigned)*modep);
 	if (st.st_size > AG_KEYFILE_MAX_SIZE) {
 		snprintf(why, whylen, "%s is not a private key (%lld bytes)",
 		    path, (long long)st.st_size);

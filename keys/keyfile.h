@@ -79,15 +79,15 @@ int keyfile_write(
 
 /*
  * keyfile_load - read and check a private key file.
- * Parameters: others_fatal: a file readable or writable by others, or
- * writable by its group, is an error (true) or a warning (false).
+ * Parameters: others_fatal: a file its group or others may read or
+ * write is an error (true) or a warning (false).
  * min_bits: the daemon's dkim_min_key_bits; RSA keys need at least that
- * and never less than 1024. warn gets one line per warning (group read
- * access; the others' access when not fatal).
+ * and never less than 1024. warn gets one line per warning (the group's
+ * or others' access when not fatal).
  * Return value: 0 and kf filled, or -1 with one line in why: unreadable,
  * not a regular file, too big, encrypted, not a PEM private key, a key
- * type DKIM does not use, an RSA key under 1024 or min_bits bits, others
- * may read or write it or its group may write it (the daemon's rules,
+ * type DKIM does not use, an RSA key under 1024 or min_bits bits, its
+ * group or others may read or write it (the daemon's rules,
  * filter/keys.c).
  */
 int keyfile_load(const char *path, bool others_fatal, int min_bits,

@@ -338,7 +338,7 @@ check hsha1 "$T/k/rsa1.private"
 is "check h=sha1 only: exit 1" "$rc" 1
 like "check h=sha1 only: says so" "$err" 'h=sha1 excludes sha256'
 
-# key files that must be refused, each with its reason; group: a warning
+# key files that must be refused, each with its reason
 check rsa1 "$T/world.private"
 is "check world-readable key: exit 1" "$rc" 1
 like "check world-readable key: says so" "$err" \
@@ -350,9 +350,9 @@ check rsa1 "$T/gwrite.private"
 is "check group-writable key (the daemon refuses it): exit 1" "$rc" 1
 like "check group-writable key: says so" "$err" 'gwrite\.private is writable by its group \(mode 0620\)'
 check rsa1 "$T/group.private"
-is "check group-readable key: exit 0" "$rc" 0
-like "check group-readable key: warns" "$err" \
-    "^authgate-keys: warning: $T/group\.private is readable by its group \(mode 0640\)"
+is "check group-readable key (the daemon refuses it): exit 1" "$rc" 1
+like "check group-readable key: says so" "$err" \
+    "^authgate-keys: $T/group\.private is readable by its group \(mode 0640\): chmod 600 it"
 check rsa1 "$T/garbage.private"
 is "check garbage file: exit 1" "$rc" 1
 like "check garbage file: not a private key" "$err" \

@@ -403,6 +403,12 @@ test_table_errors(void **state)
 		"KT:1: key 'k': DIR/nothing.pem: cannot read"},
 	    {"key others can read", "k example.org:s:DIR/open.pem\n", "*@x k\n",
 		"open.pem: private key is readable by others"},
+	    {"key its group can read", "k example.org:s:DIR/grp.pem\n",
+		"*@x k\n",
+		"KT:1: key 'k': DIR/grp.pem: private key is readable by its "
+		"group (mode 0640)"},
+	    {"key its group can write", "k example.org:s:DIR/gw.pem\n",
+		"*@x k\n", "gw.pem: private key is writable by its group"},
 	    {"not a key", "k example.org:s:DIR/junk.pem\n", "*@x k\n",
 		"junk.pem: not a PEM private key"},
 	    {"weak RSA", "\n\nk example.org:s:DIR/weak.pem\n", "*@x k\n",
@@ -434,9 +440,10 @@ test_table_errors(void **state)
 		char cmd[512];
 
 		snprintf(cmd, sizeof(cmd),
-		    "cp %s/rsa.pem %s/open.pem; chmod 644 "
-		    "%s/open.pem",
-		    dir, dir, dir);
+		    "cp %s/rsa.pem %s/open.pem; chmod 644 %s/open.pem; "
+		    "cp %s/rsa.pem %s/grp.pem; chmod 640 %s/grp.pem; "
+		    "cp %s/rsa.pem %s/gw.pem; chmod 620 %s/gw.pem",
+		    dir, dir, dir, dir, dir, dir, dir, dir, dir);
 		assert_int_equal(system(cmd), 0);
 	}
 	write_file("junk.pem", "this is not a key\n", 0600);
@@ -891,6 +898,30 @@ test_many_signatures(void **state)
 	run(v, "203.0.113.5", NULL, m, 4096, r);
 	if (count(r->ar, "dkim=pass") != 5)
 		fail_msg("5 of 5 checked: %s", r->ar);
+	/* 12 keys, a budget of 10 queries: the 2 keys it refused are never
+	 * looked up by libopendkim either (it used to, past the budget) */
+	{
+		const char *ten[] = {
+		    "dns_max_queries_per_message=10", "dkim_max_signatures=50"};
+		struct snapshot *b10 = snap_ok(ten, 2);
+		const char *bm = crlf(plain_msg);
+		char sel[16], file[24];
+
+		for (i = 1; i <= 12; i++) {
+			snprintf(sel, sizeof(sel), "bud%d", i);
+			snprintf(file, sizeof(file), "%s.pem", sel);
+			EVP_PKEY_free(
+			    new_key("rsa", 1024, sel, sel, "example.org"));
+			bm = lib_sign(bm, file, sel, DKIM_SIGN_RSASHA256, -1);
+		}
+		run(b10, "203.0.113.5", NULL, bm, 4096, r);
+		if (count(r->ar, "dkim=pass") != 10 ||
+		    count(r->ar, "DNS query budget") != 2)
+			fail_msg("12 keys, 10 queries: %d pass, %d refused: %s",
+			    count(r->ar, "dkim=pass"),
+			    count(r->ar, "DNS query budget"), r->ar);
+		snapshot_release(b10);
+	}
 	/* 3000 headers: garbage, huge h=, bad base64, then real ones */
 	for (i = 0; i < 3000; i++) {
 		static const char *junk[] = {
@@ -961,7 +992,8 @@ test_odd_signatures(void **state)
 		snprintf(msg + n, sizeof(msg) - n, "%s", crlf(plain_msg));
 		run(v, "203.0.113.5", NULL, msg, 4096, &r);
 		if (count(r.ar, "dkim=permerror") != 9 ||
-		    strstr(r.ar, "1 more signatures with an i= given twice") == NULL ||
+		    strstr(r.ar, "1 more signatures with an i= given twice") ==
+			NULL ||
 		    strstr(r.ar, "header.i") != NULL)
 			fail_msg("nine bad i=: %s", r.ar);
 	}

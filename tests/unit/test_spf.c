@@ -2,7 +2,9 @@
  * test_spf.c - the SPF check through the message pipeline against a fake
  * DNS server: the void-lookup and DNS-term counters, the MX and PTR
  * limits, temperror on SERVFAIL and on a silent server within dns_timeout,
- * IPv4-mapped clients, CIDR /0, and the explanation.
+ * IPv4-mapped and loopback clients, CIDR /0, the explanation, and the
+ * Received-SPF header against a sender address built to break out of its
+ * comment.
  */
 #include <stdio.h>
 #include <time.h>
@@ -26,7 +28,8 @@ setup(void **state)
 	struct buf err = BUF_INIT;
 	char ov[64];
 	const char *ovs[] = {ov, "dns_timeout=300ms", "authserv_id=mx.test",
-	    "spf_default_explanation=DEFAULT %{d}"};
+	    "spf_default_explanation=DEFAULT %{d}", "spf_received_header=yes",
+	    "internal_hosts=10.0.0.0/8"};
 	struct config *cfg;
 	char t[64];
 	int i;
@@ -93,6 +96,7 @@ setup(void **state)
 	fakedns_add(fk, "two.example", 16, "v=spf1 -all", 60);
 	fakedns_add(
 	    fk, "plain.example", 16, "v=spf1 ip4:192.0.2.0/24 -all", 60);
+	fakedns_add(fk, "lo.example", 16, "v=spf1 ip4:127.0.0.0/8 -all", 60);
 	/* libspf2 silently drops terms past 511 compiled bytes (about 63
 	 * ip4 or 25 ip6 terms): we split such records */
 	{
@@ -111,7 +115,7 @@ setup(void **state)
 		sprintf(p, " ~all");
 		fakedns_add(fk, "big6.example", 16, rec, 60);
 	}
-	if ((cfg = config_load("/dev/null", ovs, 4, &err)) == NULL)
+	if ((cfg = config_load("/dev/null", ovs, 6, &err)) == NULL)
 		fail_msg("%s", err.data);
 	if ((snap = snapshot_build(cfg, NULL, table, &err)) == NULL)
 		fail_msg("%s", err.data);
@@ -171,6 +175,13 @@ test_results(void **state)
 	    {"fail", "198.51.100.7", "<a@plain.example>", AG_SPF_FAIL, ""},
 	    {"ipv4-mapped client is IPv4", "::ffff:192.0.2.7",
 		"<a@plain.example>", AG_SPF_PASS, ""},
+	    /* libspf2 alone would pass any domain for a loopback client */
+	    {"loopback client, not internal", "127.0.0.1", "<a@plain.example>",
+		AG_SPF_FAIL, ""},
+	    {"IPv6 loopback client", "::1", "<a@plain.example>", AG_SPF_FAIL,
+		""},
+	    {"loopback client in the record", "127.0.0.2", "<a@lo.example>",
+		AG_SPF_PASS, ""},
 	    {"no record", "192.0.2.7", "<a@nothing.example>", AG_SPF_NONE, ""},
 	    {"two records", "192.0.2.7", "<a@two.example>", AG_SPF_PERMERROR,
 		"more than one SPF record"},
@@ -324,6 +335,63 @@ test_explanation(void **state)
 	    "203.0.113.1 not for big4.example, sorry");
 }
 
+/* Received-SPF: what the sender wrote stays inside the comment */
+static void
+test_received_header(void **state)
+{
+	static const char *const senders[] = {
+	    "<\"x) client-ip=6.6.6.6; identity=helo; (y\"@plain.example>",
+	    "<\"a(b\"@plain.example>",
+	    "<\"a\\\\)\"@plain.example>",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(senders) / sizeof(senders[0]); i++) {
+		struct conn *c = conn_new(snap);
+		const struct add_hdr *h;
+		const char *v = NULL, *p;
+		int depth = 0, keys = 0;
+
+		conn_set_client(c, NULL, "192.0.2.7", NULL);
+		conn_set_helo(c, "helo.invalid");
+		conn_connected(c);
+		msg_mail(msg_new(c), senders[i]);
+		msg_eom(c->msg);
+		for (h = c->msg->add_hdrs; h != NULL; h = h->next)
+			if (strcmp(h->name, "Received-SPF") == 0)
+				v = h->value;
+		if (v == NULL)
+			fail_msg("%s: no Received-SPF", senders[i]);
+		/* RFC 5322: a quoted-pair never opens or closes a comment,
+		 * and a quoted-string outside one is skipped whole */
+		for (p = v; *p; p++) {
+			if (*p == '\\' && depth > 0 && p[1] != '\0')
+				p++;
+			else if (*p == '"' && depth == 0) {
+				for (p++; *p && *p != '"'; p++)
+					if (*p == '\\' && p[1] != '\0')
+						p++;
+				if (*p == '\0')
+					fail_msg("%s: open quote: %s",
+					    senders[i], v);
+			} else if (*p == '(')
+				depth++;
+			else if (*p == ')' && --depth < 0)
+				fail_msg("%s: ')' outside a comment: %s",
+				    senders[i], v);
+			else if (depth == 0 &&
+			    strncmp(p, "client-ip=", 10) == 0)
+				keys++;
+		}
+		if (depth != 0 || keys != 1)
+			fail_msg("%s: comment depth %d, client-ip %d times: %s",
+			    senders[i], depth, keys, v);
+		assert_non_null(strstr(v, "client-ip=192.0.2.7;"));
+		conn_free(c);
+	}
+}
+
 int
 main(void)
 {
@@ -333,6 +401,7 @@ main(void)
 	    cmocka_unit_test(test_prefetch),
 	    cmocka_unit_test(test_helo_per_connection),
 	    cmocka_unit_test(test_explanation),
+	    cmocka_unit_test(test_received_header),
 	};
 
 	log_set_level(LOG_ERR);
