@@ -86,6 +86,36 @@ spf_map(const struct spf_eval *ev, SPF_response_t *resp)
 	}
 }
 
+/*
+ * spf_query - SPF_request_query_mailfrom() without its first step: libspf2
+ * answers pass, without a lookup, for any client in 127.0.0.0/8 or ::1
+ * ("localhost is always allowed"). RFC 7208 has no such exception, and a
+ * loopback client SPF is asked about (spf_check_internal, or
+ * internal_hosts without loopback) must not pass for every domain. The
+ * rest is what libspf2 does: the record of the current domain (through
+ * our get_spf, which set the result when there is none), then its
+ * interpretation. NULL when out of memory.
+ */
+static SPF_response_t *
+spf_query(SPF_server_t *server, SPF_request_t *req)
+{
+	SPF_response_t *resp = SPF_response_new(req);
+	SPF_record_t *rec = NULL;
+
+	if (resp == NULL)
+		return NULL;
+	req->cur_dom = req->use_helo ? req->helo_dom : req->env_from_dp;
+	if (SPF_server_get_record(server, req, resp, &rec) != SPF_E_SUCCESS) {
+		if (rec != NULL)
+			SPF_record_free(rec);
+		return resp;
+	}
+	resp->spf_record_exp = rec;
+	SPF_record_interpret(rec, req, resp, 0);
+	SPF_record_free(rec);
+	return resp;
+}
+
 /* spf_check_host - RFC 7208 4: evaluate one identity with libspf2 */
 static void
 spf_check_host(struct msg *m, const char *sender, const char *domain,
@@ -143,7 +173,7 @@ spf_check_host(struct msg *m, const char *sender, const char *domain,
 		o->reason = "unusable sender address";
 		goto out;
 	}
-	SPF_request_query_mailfrom(req, &resp);
+	resp = spf_query(server, req);
 	o->result = resp ? spf_map(ev, resp) : AG_SPF_TEMPERROR;
 	if (o->result == AG_SPF_PERMERROR || o->result == AG_SPF_TEMPERROR)
 		o->reason = ev->limit ? ev->limit

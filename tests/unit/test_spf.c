@@ -26,7 +26,7 @@ setup(void **state)
 	struct buf err = BUF_INIT;
 	char ov[64];
 	const char *ovs[] = {ov, "dns_timeout=300ms", "authserv_id=mx.test",
-	    "spf_default_explanation=DEFAULT %{d}"};
+	    "spf_default_explanation=DEFAULT %{d}", "spf_check_internal=yes"};
 	struct config *cfg;
 	char t[64];
 	int i;
@@ -89,7 +89,7 @@ setup(void **state)
 		sprintf(p, " ~all");
 		fakedns_add(fk, "big6.example", 16, rec, 60);
 	}
-	if ((cfg = config_load("/dev/null", ovs, 4, &err)) == NULL)
+	if ((cfg = config_load("/dev/null", ovs, 5, &err)) == NULL)
 		fail_msg("%s", err.data);
 	if ((snap = snapshot_build(cfg, NULL, table, &err)) == NULL)
 		fail_msg("%s", err.data);
@@ -180,6 +180,14 @@ test_results(void **state)
 		AG_SPF_PASS, ""},
 	    {"30 ip6 terms: none", "2001:db8:1e::1", "<a@big6.example>",
 		AG_SPF_SOFTFAIL, ""},
+	    /* libspf2 passes any loopback client without a lookup; RFC
+	     * 7208 knows no such exception (fuzz input spf-1) */
+	    {"loopback IPv4 client: the record decides", "127.0.0.1",
+		"<a@plain.example>", AG_SPF_FAIL, ""},
+	    {"loopback IPv6 client: the record decides", "::1",
+		"<a@plain.example>", AG_SPF_FAIL, ""},
+	    {"loopback client without a record", "127.0.0.2",
+		"<a@nothing.example>", AG_SPF_NONE, ""},
 	};
 	size_t i;
 
