@@ -298,7 +298,9 @@ test_rr_malformed(void **state)
 
 /* hook_answer - dns_test_resolver's stand-in: "hook.example" has one
  * TXT record of raw (broken) rdata, "err.example" a libunbound error,
- * anything else NXDOMAIN; the names asked are counted */
+ * "txt.example" goes to libunbound, "late.example" times out at once,
+ * anything else is NXDOMAIN; the names
+ * asked are counted */
 static unsigned hook_calls;
 static char hook_last[64];
 
@@ -313,6 +315,10 @@ hook_answer(const char *name, int rrtype, struct ub_result **resp)
 	snprintf(hook_last, sizeof(hook_last), "%s", name);
 	if (strcmp(name, "err.example") == 0)
 		return UB_SERVFAIL;
+	if (strcmp(name, "txt.example") == 0)
+		return AG_DNS_TEST_PASS; /* the fake server has it */
+	if (strcmp(name, "late.example") == 0)
+		return AG_DNS_TEST_TIMEOUT;
 	r = calloc(1, sizeof(*r));
 	r->qname = strdup(name);
 	r->data = calloc(2, sizeof(char *));
@@ -332,7 +338,8 @@ hook_answer(const char *name, int rrtype, struct ub_result **resp)
 }
 
 /* The test hook answers in libunbound's place, through the same
- * conversion, budget and cache; NULL hands the queries back. */
+ * conversion, budget and cache, or hands a query on to libunbound; NULL
+ * hands them all back. */
 static void
 test_hook(void **state)
 {
@@ -341,6 +348,8 @@ test_hook(void **state)
 	struct dns *d = mkdns(400, 0, 0);
 	struct dns_budget b = {0, 2};
 	struct arena *ar = arena_new(0);
+	struct timespec t0, t1;
+	struct dns_stats st;
 
 	(void)state;
 	dns_test_resolver(hook_answer);
@@ -362,11 +371,26 @@ test_hook(void **state)
 	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_NXDOMAIN);
 	assert_string_equal(hook_last, "odd name.example"); /* unescaped */
 	dns_query_free(q);
+	q = dns_query_start(d, NULL, "txt.example", 16);
+	assert_int_equal(dns_query_wait(q, &a), AG_DNS_OK);
+	assert_int_equal(a->nrr, 1);
+	dns_query_free(q);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	q = dns_query_start(d, NULL, "late.example", 16);
+	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* at once, not after the deadline of 400 ms */
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 +
+		(t1.tv_nsec - t0.tv_nsec) / 1000000 <
+	    300);
+	dns_query_free(q);
+	dns_stats(d, &st);
+	assert_int_equal(st.timeouts, 1);
 	dns_test_resolver(NULL);
 	q = dns_query_start(d, NULL, "hook.example", 16);
 	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_NXDOMAIN);
 	dns_query_free(q);
-	assert_int_equal(hook_calls, 3);
+	assert_int_equal(hook_calls, 5);
 	dns_unref(d);
 	arena_free(ar);
 }
