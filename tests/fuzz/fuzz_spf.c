@@ -27,8 +27,9 @@
  *     byte:   type: index into TYPES (TXT A AAAA MX PTR SPF ANY) mod 7;
  *             ANY answers a query of every type
  *     byte:   kind: bits 0-2 what the record is: 1 NXDOMAIN, 2 SERVFAIL,
- *             3 REFUSED, 4 a libunbound error, 5 DNSSEC-bogus data, else
- *             data; bit 3 DNSSEC-secure; bits 4-7 TTL in minutes
+ *             3 REFUSED, 4 a libunbound error, 5 DNSSEC-bogus data,
+ *             6 no answer (a timeout, given at once), else data; bit 3
+ *             DNSSEC-secure; bits 4-7 TTL in minutes
  *     string: rdata, wire form, taken as is
  *   A string is a length byte (0xff: a 2-byte big-endian length follows)
  *   and that many bytes; MAIL FROM and HELO are cut at a NUL.
@@ -47,8 +48,8 @@
  *     carry a reason; an explanation only with fail, at most 403 bytes;
  *   - pass, fail, softfail, neutral or permerror only after some TXT
  *     answer held "v=spf1"; temperror only after a DNS error answer
- *     (SERVFAIL, REFUSED, libunbound error, bogus) or with the query
- *     budget used up;
+ *     (SERVFAIL, REFUSED, libunbound error, bogus, timeout) or with the
+ *     query budget used up;
  *   - the RFC 7208 4.6.4 limits bound the queries: at most QUERIES_MAX
  *     per message (two prefetches, then per identity the record, 10
  *     terms of at most 1 + 10 lookups, the %{p} names, explanations);
@@ -91,6 +92,7 @@ enum zone_kind {
 	K_REFUSED = 3,
 	K_UBERROR = 4,
 	K_BOGUS = 5,
+	K_TIMEOUT = 6,
 };
 
 struct zone_rec {
@@ -111,7 +113,7 @@ static struct {
 	unsigned queries;
 	unsigned long long qhash; /* of the names and types asked, in order */
 	bool spf_served;	  /* a TXT answer held "v=spf1" */
-	bool error_served;	  /* SERVFAIL, REFUSED, error, bogus */
+	bool error_served;	  /* SERVFAIL, REFUSED, error, bogus, timeout */
 	bool t_macro;		  /* some rdata has "{t" or "{T" */
 } zone;
 
@@ -178,9 +180,11 @@ zone_answer(const char *name, int rrtype, struct ub_result **resp)
 		if (first == NULL && (r->type == 0 || r->type == rrtype))
 			first = r;
 	}
-	if (first != NULL && first->kind == K_UBERROR) {
+	if (first != NULL &&
+	    (first->kind == K_UBERROR || first->kind == K_TIMEOUT)) {
 		zone.error_served = true;
-		return UB_SERVFAIL;
+		return first->kind == K_UBERROR ? UB_SERVFAIL
+						: AG_DNS_TEST_TIMEOUT;
 	}
 	res = xmalloc0(sizeof(*res));
 	res->qname = xmalloc0(strlen(name) + 1);
@@ -250,7 +254,7 @@ zone_read(struct fuzz_reader *r)
 		    types[fr_byte(r) % (sizeof(types) / sizeof(types[0]))];
 		kind = fr_byte(r);
 		z->kind = (enum zone_kind)(kind & 7);
-		if (z->kind > K_BOGUS)
+		if (z->kind > K_TIMEOUT)
 			z->kind = K_DATA;
 		z->secure = (kind & 8) != 0;
 		z->ttl = (unsigned)(kind >> 4) * 60;

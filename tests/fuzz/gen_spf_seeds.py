@@ -7,10 +7,12 @@ rfc7208-tests.yml, the pyspf/openspf one): for each scenario, up to two
 of its tests with different expected results, each with the scenario's
 whole zone; then a few hand-made zones of hostile answers (lying TXT
 string lengths, short A rdata, compression pointers in names, too many
-PTR names, SERVFAIL and bogus answers, the query budget).
+PTR names, SERVFAIL, timeout and bogus answers, the query budget).
 
   gen_spf_seeds.py [OUTDIR]        write the seeds (default: the
-                                   corpus/spf dir next to this file)
+                                   corpus/spf dir next to this file;
+                                   other files there, inputs fuzzing
+                                   found, are left alone)
   gen_spf_seeds.py --decode FILE...
                                    print inputs (a crash, say) readably
 
@@ -22,17 +24,19 @@ Encoding (keep in step with fuzz_spf.c):
   string       MAIL FROM;  string  HELO
   records      string owner, byte type (TYPES index), byte kind (bits
                0-2: 0 data, 1 NXDOMAIN, 2 SERVFAIL, 3 REFUSED, 4 libunbound
-               error, 5 bogus data; bit 3 secure; bits 4-7 TTL minutes),
+               error, 5 bogus data, 6 timeout; bit 3 secure; bits 4-7 TTL
+               minutes),
                string rdata (wire form)
   a string is a length byte (0xff: a 2-byte big-endian length follows)
   and that many bytes.
 How the suite's zonedata maps (as tests/integration/test_spf_suite.py
 serves it): TXT strings -> one record of several character-strings;
 "TXT: NONE" -> no record, but the name exists; SPF -> a TXT record when
-the name has no TXT entry, else a type 99 one (never asked for); a TIMEOUT entry -> SERVFAIL
-for every type from there on (records listed before it still answer);
-"TYPE: TIMEOUT" -> SERVFAIL for that type; a CNAME -> copies of its
-target's records under the alias (what libunbound hands over).
+the name has no TXT entry, else a type 99 one (never asked for); a
+TIMEOUT entry -> a timeout for every type from there on (records listed
+before it still answer); "TYPE: TIMEOUT" -> a timeout for that type; a
+CNAME -> copies of its target's records under the alias (what libunbound
+hands over).
 """
 import ipaddress
 import os
@@ -43,8 +47,8 @@ import yaml  # python3-yaml
 
 TYPES = ["TXT", "A", "AAAA", "MX", "PTR", "SPF", "ANY"]
 KINDS = ["data", "NXDOMAIN", "SERVFAIL", "REFUSED", "uberror", "bogus",
-         "data", "data"]
-DATA, NXDOMAIN, SERVFAIL, REFUSED, UBERROR, BOGUS = range(6)
+         "timeout", "data"]
+DATA, NXDOMAIN, SERVFAIL, REFUSED, UBERROR, BOGUS, TIMEOUT = range(7)
 F_IPV6, F_SNAP_B, F_MAPPED = 1, 2, 4
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -109,14 +113,14 @@ def zone_records(zonedata):
         generated, start = [], len(records)
         for e in entries:
             if e == "TIMEOUT":
-                records.append(rec(name, "ANY", kind=SERVFAIL))
+                records.append(rec(name, "ANY", kind=TIMEOUT))
                 generated = []
                 break
             (rtype, value), = e.items()
             rtype = str(rtype).upper()
             if value == "TIMEOUT":
                 if rtype in TYPES:
-                    records.append(rec(name, rtype, kind=SERVFAIL))
+                    records.append(rec(name, rtype, kind=TIMEOUT))
                 continue
             if rtype in ("TXT", "SPF"):
                 strings = ([str(value)] if not isinstance(value, list)
@@ -210,10 +214,12 @@ def hostile_seeds():
     yield "servfail-bogus-refused", encode(
         "2001:db8::1", "a@h.example", "h.example",
         [rec("h.example", "TXT", txt("v=spf1 include:s.example "
-                                      "a:b.example exists:r.example ~all")),
+                                      "a:b.example exists:r.example "
+                                      "mx:t.example ~all")),
          rec("s.example", "ANY", kind=SERVFAIL),
          rec("b.example", "AAAA", bytes(16), kind=BOGUS),
-         rec("r.example", "A", kind=REFUSED)], flags=0)
+         rec("r.example", "A", kind=REFUSED),
+         rec("t.example", "ANY", kind=TIMEOUT)], flags=0)
     yield "uberror-helo", encode(
         "192.0.2.1", "", "h.example",
         [rec("h.example", "ANY", kind=UBERROR)])
@@ -237,8 +243,6 @@ def hostile_seeds():
 
 def write(outdir):
     os.makedirs(outdir, exist_ok=True)
-    for f in os.listdir(outdir):
-        os.unlink(os.path.join(outdir, f))
     n = size = 0
     for name, data in list(suite_seeds()) + list(hostile_seeds()):
         with open(os.path.join(outdir, name), "wb") as f:
