@@ -7,7 +7,9 @@
  * the KeyTable text, a NUL, the SigningTable text, a NUL, and addresses to
  * look up (one per line). In the tables "@R" and "@E" stand for the paths
  * of a real RSA-1024 and Ed25519 key made at start (mode 0600 in a private
- * temp dir), so the fuzzer reaches past the key loading.
+ * temp dir), so the fuzzer reaches past the key loading. Those two are
+ * loaded for real once and then handed out as copies (see
+ * __wrap_keys_load); any other path is loaded for real every time.
  * Asserts, beyond "no crash, no leak":
  *   - a refused pair has errors, every line starting with the KeyTable's
  *     or the SigningTable's path and a ':';
@@ -84,6 +86,49 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	atexit(cleanup);
 	kt_fd = fuzz_memfd("KeyTable", kt_path, sizeof(kt_path));
 	st_fd = fuzz_memfd("SigningTable", st_path, sizeof(st_path));
+	return 0;
+}
+
+/*
+ * __wrap_keys_load - keys_load as dkim_tables.c calls it (fuzz.mk links
+ * this target with -Wl,--wrap=keys_load). The two key files made at start
+ * never change, so their first real load is kept and each later load of
+ * them gets a copy of it: OpenSSL's PEM decoding costs thousands of
+ * allocations under ASan and took most of the time of an input, which is
+ * about the tables, not about OpenSSL. Any other path (missing, not a
+ * key, another file) goes to the real keys_load every time.
+ */
+int __real_keys_load(const char *path, int min_rsa_bits, struct ag_key *k,
+    char *why, size_t whylen);
+int __wrap_keys_load(const char *path, int min_rsa_bits, struct ag_key *k,
+    char *why, size_t whylen);
+
+int
+__wrap_keys_load(const char *path, int min_rsa_bits, struct ag_key *k,
+    char *why, size_t whylen)
+{
+	static struct ag_key loaded[2];
+	static int min_bits[2];
+	int i = strcmp(path, rsa_path) == 0 ? 0
+	    : strcmp(path, ed_path) == 0    ? 1
+					    : -1;
+
+	if (i == -1)
+		return __real_keys_load(path, min_rsa_bits, k, why, whylen);
+	if (loaded[i].pkey == NULL || min_bits[i] != min_rsa_bits) {
+		keys_release(&loaded[i]);
+		if (__real_keys_load(
+			path, min_rsa_bits, &loaded[i], why, whylen) == -1)
+			return -1;
+		min_bits[i] = min_rsa_bits;
+	}
+	memset(k, 0, sizeof(*k));
+	k->type = loaded[i].type;
+	k->bits = loaded[i].bits;
+	if ((k->path = strdup(path)) == NULL ||
+	    EVP_PKEY_up_ref(loaded[i].pkey) != 1)
+		abort();
+	k->pkey = loaded[i].pkey;
 	return 0;
 }
 
