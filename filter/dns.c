@@ -766,8 +766,11 @@ dns_query_start(
 	atomic_fetch_add(&d->st_queries, 1);
 	if (dns_presentation(name, wire, sizeof(wire)) == -1)
 		rc = UB_SYNTAX;
-	else if (dns_test_fn_set == NULL ||
-	    (rc = dns_test_answer(p, name, rrtype)) == AG_DNS_TEST_PASS)
+	else if (dns_test_fn_set != NULL)
+		rc = dns_test_answer(p, name, rrtype);
+	else
+		rc = AG_DNS_TEST_PASS;
+	if (rc == AG_DNS_TEST_PASS) /* libunbound's turn */
 		rc = ub_resolve_async(
 		    d->ub, wire, rrtype, 1 /* IN */, p, dns_ub_done, &id);
 	if (rc != 0) {
