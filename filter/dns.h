@@ -179,4 +179,25 @@ int dns_rr_name(const struct dns_rr *, size_t off, char *out, size_t outlen);
  */
 bool dns_name_valid(const char *name);
 
+/*
+ * dns_test_resolver - test hook (fuzz targets, unit tests): a query that
+ * would go to libunbound is answered at once by fn instead, on the
+ * caller's thread; NULL gives libunbound back. fn gets the name as asked
+ * (unescaped; may end in a dot) and the type, and does what libunbound's
+ * callback is given: returns 0 and sets *res to a result allocated as
+ * libunbound allocates one (dns.c frees it with ub_resolve_free), or
+ * returns a libunbound error code (SERVFAIL; a *res set anyway is freed),
+ * AG_DNS_TEST_TIMEOUT for the answer of a query whose deadline passed
+ * (AG_DNS_TIMEOUT, at once), or AG_DNS_TEST_PASS to send this query to
+ * libunbound after all.
+ * Everything before the network (our cache, queries in flight, the
+ * budget) and after it (the conversion of the result) runs as usual.
+ * Set it before any query starts; it is not synchronised.
+ */
+#define AG_DNS_TEST_PASS    1 /* libunbound's error codes are <= 0 */
+#define AG_DNS_TEST_TIMEOUT 2
+struct ub_result;
+typedef int (*dns_test_fn)(const char *name, int rrtype, struct ub_result **);
+void dns_test_resolver(dns_test_fn fn);
+
 #endif

@@ -108,7 +108,11 @@ $(LIBS_TXT): $(LIB) $(TOP)/tests/fuzz/needed-libs.sh
 
 $(OUT)/fuzz_%: $(OUT)/obj/fuzz/fuzz_%.o $(LIB) $(LIBS_TXT)
 	$(CC) $(SAN) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(LIB) \
-	    -Wl,--as-needed $$(cat $(LIBS_TXT)) $(DEP_LIBS) -lpthread
+	    $(FUZZ_LDFLAGS) -Wl,--as-needed $$(cat $(LIBS_TXT)) $(DEP_LIBS) \
+	    -lpthread
+
+# fuzz_tables loads its two key files once (see __wrap_keys_load there).
+$(OUT)/fuzz_tables: FUZZ_LDFLAGS = -Wl,--wrap=keys_load
 
 # fuzz_pipeline answers DNS with the unit tests' fake server.
 $(OUT)/obj/unit/fakedns.o: $(TOP)/tests/unit/fakedns.c $(MODE)

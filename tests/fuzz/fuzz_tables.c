@@ -7,7 +7,9 @@
  * the KeyTable text, a NUL, the SigningTable text, a NUL, and addresses to
  * look up (one per line). In the tables "@R" and "@E" stand for the paths
  * of a real RSA-1024 and Ed25519 key made at start (mode 0600 in a private
- * temp dir), so the fuzzer reaches past the key loading.
+ * temp dir), so the fuzzer reaches past the key loading. Those two are
+ * loaded for real once and then handed out as copies (see
+ * __wrap_keys_load); any other path is loaded for real every time.
  * Asserts, beyond "no crash, no leak":
  *   - a refused pair has errors, every line starting with the KeyTable's
  *     or the SigningTable's path and a ':';
@@ -33,6 +35,7 @@
 #include "fuzz_common.h"
 
 static char dir[64], rsa_path[96], ed_path[96];
+static struct stat rsa_st, ed_st;
 static int kt_fd = -1, st_fd = -1;
 static char kt_path[64], st_path[64], st_spec[80];
 
@@ -81,9 +84,54 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(ed_path, sizeof(ed_path), "%s/ed.key", dir);
 	write_key(EVP_PKEY_RSA, 1024, rsa_path);
 	write_key(EVP_PKEY_ED25519, 0, ed_path);
+	if (stat(rsa_path, &rsa_st) == -1 || stat(ed_path, &ed_st) == -1)
+		abort();
 	atexit(cleanup);
 	kt_fd = fuzz_memfd("KeyTable", kt_path, sizeof(kt_path));
 	st_fd = fuzz_memfd("SigningTable", st_path, sizeof(st_path));
+	return 0;
+}
+
+/*
+ * __wrap_keys_load - keys_load as dkim_tables.c calls it (fuzz.mk links
+ * this target with -Wl,--wrap=keys_load). The two key files made at start
+ * never change, so their first real load is kept and each later load of
+ * them gets a copy of it: OpenSSL's PEM decoding costs thousands of
+ * allocations under ASan and took most of the time of an input, which is
+ * about the tables, not about OpenSSL. Any other path (missing, not a
+ * key, another file) goes to the real keys_load every time.
+ */
+int __real_keys_load(const char *path, int min_rsa_bits, struct ag_key *k,
+    char *why, size_t whylen);
+int __wrap_keys_load(const char *path, int min_rsa_bits, struct ag_key *k,
+    char *why, size_t whylen);
+
+int
+__wrap_keys_load(const char *path, int min_rsa_bits, struct ag_key *k,
+    char *why, size_t whylen)
+{
+	static struct ag_key loaded[2];
+	static int min_bits[2];
+	int i = strcmp(path, rsa_path) == 0 ? 0
+	    : strcmp(path, ed_path) == 0    ? 1
+					    : -1;
+
+	if (i == -1)
+		return __real_keys_load(path, min_rsa_bits, k, why, whylen);
+	if (loaded[i].pkey == NULL || min_bits[i] != min_rsa_bits) {
+		keys_release(&loaded[i]);
+		if (__real_keys_load(
+			path, min_rsa_bits, &loaded[i], why, whylen) == -1)
+			return -1;
+		min_bits[i] = min_rsa_bits;
+	}
+	memset(k, 0, sizeof(*k));
+	k->type = loaded[i].type;
+	k->bits = loaded[i].bits;
+	if ((k->path = strdup(path)) == NULL ||
+	    EVP_PKEY_up_ref(loaded[i].pkey) != 1)
+		abort();
+	k->pkey = loaded[i].pkey;
 	return 0;
 }
 
@@ -109,6 +157,18 @@ fill(int fd, const char *t, size_t n)
 		abort();
 	}
 	buf_release(&b);
+}
+
+/* is_key_file - one of the two key files, under whatever name ("//tmp/x"
+ * names the file "/tmp/x" does) */
+static bool
+is_key_file(const char *path)
+{
+	struct stat st;
+
+	return path != NULL && stat(path, &st) == 0 &&
+	    ((st.st_dev == rsa_st.st_dev && st.st_ino == rsa_st.st_ino) ||
+		(st.st_dev == ed_st.st_dev && st.st_ino == ed_st.st_ino));
 }
 
 /* check_match - one address against loaded tables */
@@ -139,10 +199,8 @@ check_match(const struct dkimt *t, const char *addr)
 		FUZZ_CHECK(k[i]->name && *k[i]->name && k[i]->domain &&
 			*k[i]->domain && k[i]->selector && *k[i]->selector,
 		    "key %zu without name, domain or selector", i);
-		FUZZ_CHECK(k[i]->path &&
-			(strcmp(k[i]->path, rsa_path) == 0 ||
-			    strcmp(k[i]->path, ed_path) == 0),
-		    "key %zu from '%s'", i, k[i]->path ? k[i]->path : "");
+		FUZZ_CHECK(is_key_file(k[i]->path), "key %zu from '%s'", i,
+		    k[i]->path ? k[i]->path : "");
 		for (j = 0; j < i; j++)
 			FUZZ_CHECK(k[i] != k[j], "key %zu twice", i);
 	}

@@ -2,7 +2,11 @@
  * test_dns.c - the resolver against a fake DNS server on 127.0.0.1:
  * rcodes, record parsing, cache, joining, deadline, budget, bad names.
  */
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+#include <unbound.h>
 
 #include "testlib.h"
 #include "util/arena.h"
@@ -375,6 +379,105 @@ test_rr_malformed(void **state)
 	arena_free(ar);
 }
 
+/* hook_answer - dns_test_resolver's stand-in: "hook.example" has one
+ * TXT record of raw (broken) rdata, "err.example" a libunbound error,
+ * "txt.example" goes to libunbound, "late.example" times out at once,
+ * anything else is NXDOMAIN; the names
+ * asked are counted */
+static unsigned hook_calls;
+static char hook_last[64];
+
+static int
+hook_answer(const char *name, int rrtype, struct ub_result **resp)
+{
+	static const char rdata[] = "\005ab"; /* the length lies */
+	struct ub_result *r;
+
+	(void)rrtype;
+	hook_calls++;
+	snprintf(hook_last, sizeof(hook_last), "%s", name);
+	if (strcmp(name, "err.example") == 0)
+		return UB_SERVFAIL;
+	if (strcmp(name, "txt.example") == 0)
+		return AG_DNS_TEST_PASS; /* the fake server has it */
+	if (strcmp(name, "late.example") == 0)
+		return AG_DNS_TEST_TIMEOUT;
+	r = calloc(1, sizeof(*r));
+	r->qname = strdup(name);
+	r->data = calloc(2, sizeof(char *));
+	r->len = calloc(2, sizeof(int));
+	if (strcmp(name, "hook.example") == 0) {
+		r->data[0] = malloc(3);
+		memcpy(r->data[0], rdata, 3);
+		r->len[0] = 3;
+		r->havedata = 1;
+		r->ttl = 60;
+	} else {
+		r->rcode = 3;
+		r->nxdomain = 1;
+	}
+	*resp = r;
+	return 0;
+}
+
+/* The test hook answers in libunbound's place, through the same
+ * conversion, budget and cache, or hands a query on to libunbound; NULL
+ * hands them all back. */
+static void
+test_hook(void **state)
+{
+	const struct dns_answer *a;
+	struct dns_query *q;
+	struct dns *d = mkdns(400, 0, 0);
+	struct dns_budget b = {0, 2};
+	struct arena *ar = arena_new(0);
+	struct timespec t0, t1;
+	struct dns_stats st;
+
+	(void)state;
+	dns_test_resolver(hook_answer);
+	q = dns_query_start(d, &b, "hook.example", 16);
+	assert_int_equal(dns_query_wait(q, &a), AG_DNS_OK);
+	assert_int_equal(a->nrr, 1);
+	assert_int_equal(a->rrtype, 16);
+	assert_int_equal(a->rr[0].len, 3);
+	assert_null(dns_rr_txt(ar, &a->rr[0], NULL)); /* malformed */
+	dns_query_free(q);
+	q = dns_query_start(d, &b, "err.example", 1);
+	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_SERVFAIL);
+	dns_query_free(q);
+	q = dns_query_start(d, &b, "odd name.example", 1);
+	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_BUDGET);
+	dns_query_free(q);
+	assert_int_equal(hook_calls, 2);
+	q = dns_query_start(d, NULL, "odd name.example", 1);
+	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_NXDOMAIN);
+	assert_string_equal(hook_last, "odd name.example"); /* unescaped */
+	dns_query_free(q);
+	q = dns_query_start(d, NULL, "txt.example", 16);
+	assert_int_equal(dns_query_wait(q, &a), AG_DNS_OK);
+	assert_int_equal(a->nrr, 1);
+	dns_query_free(q);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	q = dns_query_start(d, NULL, "late.example", 16);
+	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_TIMEOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* at once, not after the deadline of 400 ms */
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 +
+		(t1.tv_nsec - t0.tv_nsec) / 1000000 <
+	    300);
+	dns_query_free(q);
+	dns_stats(d, &st);
+	assert_int_equal(st.timeouts, 1);
+	dns_test_resolver(NULL);
+	q = dns_query_start(d, NULL, "hook.example", 16);
+	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_NXDOMAIN);
+	dns_query_free(q);
+	assert_int_equal(hook_calls, 5);
+	dns_unref(d);
+	arena_free(ar);
+}
+
 /* A wire name is at most 255 octets (RFC 1035 3.1): labels of 63, 63, 63
  * and 62 plus the length bytes and the root make 256 (fuzz input
  * dns_rr-1); one byte less is the longest valid name. */
@@ -443,6 +546,7 @@ main(void)
 	    cmocka_unit_test(test_rr_malformed),
 	    cmocka_unit_test(test_rr_name_max),
 	    cmocka_unit_test(test_name_valid),
+	    cmocka_unit_test(test_hook),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

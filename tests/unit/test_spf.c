@@ -213,6 +213,14 @@ test_results(void **state)
 		AG_SPF_PASS, ""},
 	    {"30 ip6 terms: none", "2001:db8:1e::1", "<a@big6.example>",
 		AG_SPF_SOFTFAIL, ""},
+	    /* libspf2 passes any loopback client without a lookup; RFC
+	     * 7208 knows no such exception (fuzz input spf-1) */
+	    {"loopback IPv4 client: the record decides", "127.0.0.1",
+		"<a@plain.example>", AG_SPF_FAIL, ""},
+	    {"loopback IPv6 client: the record decides", "::1",
+		"<a@plain.example>", AG_SPF_FAIL, ""},
+	    {"loopback client without a record", "127.0.0.2",
+		"<a@nothing.example>", AG_SPF_NONE, ""},
 	};
 	size_t i;
 
