@@ -11,14 +11,18 @@ OUT=$BUILD/bench-results.txt
 N_SPF=20000 N_DKIM=2000 N_COLD=100
 [ -n "${BENCH_QUICK:-}" ] && N_SPF=2000 N_DKIM=200 N_COLD=20
 T=$(mktemp -d)
-PIDS=""
-cleanup() { for p in $PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
+# the servers are started inside the { ... } | tee pipeline below, a
+# subshell: their pids go to a file, which cleanup reads
+cleanup() {
+	for p in $(cat "$T/pids" 2>/dev/null); do kill "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
 trap cleanup EXIT
 
 dns() { # zone-json delay -> sets DNSPORT
 	/usr/bin/python3 "$HERE/../integration/dns_server.py" --port 0 \
 	    --zone "$1" --port-file "$T/port.$2" > "$T/dns.$2.log" 2>&1 &
-	PIDS="$PIDS $!"
+	echo $! >> "$T/pids"
 	for _ in $(seq 1 100); do [ -s "$T/port.$2" ] && break; sleep 0.05; done
 	DNSPORT=$(cat "$T/port.$2")
 }
