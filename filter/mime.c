@@ -135,14 +135,18 @@ part_new(struct mime *w)
 	return w->failed ? NULL : p;
 }
 
-/* part_end - the leaf part whose body streams is over at offset off */
+/* part_end - the leaf part whose body streams is over at offset off;
+ * complete: ended by a boundary or the end of the body, not cut short by
+ * scan_limit. That is known from where the part ended, never from
+ * whether the limit was reached by then: a chunk that reaches it is
+ * known to before its lines are read (mime-1). */
 static void
-part_end(struct mime *w, size_t off)
+part_end(struct mime *w, size_t off, bool complete)
 {
 	struct mime_dec *d = &w->dec;
 
 	if (w->st == AG_MIME_ST_TEXT) {
-		mime_dec_end(d, !w->stopped);
+		mime_dec_end(d, complete);
 		mime_text_end(w);
 		w->res.flags |= d->flags;
 		if (d->conv.bad)
@@ -410,7 +414,7 @@ boundary(struct mime *w, const char *s, size_t n, size_t off, size_t eol)
 		w->skipline = eol == 0;
 		if (w->st == AG_MIME_ST_HDR)
 			headers_end(w, off); /* a part without a body */
-		part_end(w, off);
+		part_end(w, off, true);
 		frames_end(w, k + 1, off, true);
 		if (m == 2)
 			frames_end(w, k, off, false); /* then its epilogue */
@@ -655,7 +659,7 @@ mime_end(struct mime *w)
 	w->linelen = 0;
 	if (w->st == AG_MIME_ST_HDR)
 		headers_end(w, w->off);
-	part_end(w, w->off);
+	part_end(w, w->off, !w->stopped);
 	/* a multipart still open was never closed, unless cut short */
 	frames_end(w, 0, w->off, !w->stopped);
 	w->ended = true;

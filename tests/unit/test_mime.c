@@ -930,6 +930,60 @@ test_limits(void **state)
 	buf_release(&b);
 }
 
+/*
+ * test_limit_chunks - mime-1 (fuzz_mime): a base64 part left with an
+ * open quartet. Closed by its boundary before scan_limit, it is a
+ * complete part and so bad base64, whether the body came whole (the
+ * limit known before the boundary is read) or a byte at a time (the
+ * limit reached after it); cut by the limit, it is not.
+ */
+static void
+test_limit_chunks(void **state)
+{
+	static const char msg[] =
+	    MV "Content-Type: multipart/alternative; boundary=XX\n\n"
+	       "--XX\nContent-Type: text/html\n" B64 "\n"
+	       "PGh0bWw+PGhlYWQ+PHN0eWxlPnB7Y2\n--XX--\nepilogue\n";
+	static const struct {
+		const char *name, *cut_before;
+		unsigned flags;
+	} rows[] = {
+	    {"cut in the epilogue", "logue",
+		MIME_F_TRUNCATED | MIME_F_BAD_BASE64 | MIME_F_TEXT_BASE64},
+	    {"cut after the close delimiter", "epilogue",
+		MIME_F_TRUNCATED | MIME_F_BAD_BASE64 | MIME_F_TEXT_BASE64},
+	    {"cut in the open quartet", "Y2",
+		MIME_F_TRUNCATED | MIME_F_TEXT_BASE64},
+	};
+	static const size_t sizes[] = {0, 1, 2, 3, 7};
+	struct arena *a;
+	struct opts o = defaults;
+	size_t len, i, k, body;
+	char *m = crlf(msg, &len), *want, *got, row[128];
+
+	(void)state;
+	body = (size_t)(strstr(m, "\r\n\r\n") - m) + 4;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		o.limit = (size_t)(strstr(m, rows[i].cut_before) - m) - body;
+		a = arena_new(0);
+		want = dump(walk_buf(a, m, len, 0, &o));
+		snprintf(row, sizeof(row), "%s: flags", rows[i].name);
+		want_int(row, walk_buf(a, m, len, 0, &o)->flags, rows[i].flags);
+		arena_free(a);
+		for (k = 1; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			a = arena_new(0);
+			got = dump(walk_buf(a, m, len, sizes[k], &o));
+			snprintf(row, sizeof(row), "%s: chunks of %zu",
+			    rows[i].name, sizes[k]);
+			want_str(row, got, want);
+			free(got);
+			arena_free(a);
+		}
+		free(want);
+	}
+	free(m);
+}
+
 /* test_api - calls out of order, an empty body, the result twice */
 static void
 test_api(void **state)
@@ -1159,6 +1213,7 @@ main(void)
 	    cmocka_unit_test(test_broken),
 	    cmocka_unit_test(test_lf),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_limit_chunks),
 	    cmocka_unit_test(test_api),
 	    cmocka_unit_test(test_alloc_failures),
 	    cmocka_unit_test(test_hostile),
