@@ -54,7 +54,8 @@ mime_utf8_put(uint32_t cp, char *out)
 	return 4;
 }
 
-/* mime_buf_add - append, growing by doubling; cut at max */
+/* mime_buf_add - append, cut at max; the buffer grows by doubling, in
+ * place once it is big (arena_realloc), so no old copies pile up */
 int
 mime_buf_add(struct arena *a, struct mime_buf *b, const void *src, size_t n)
 {
@@ -73,10 +74,8 @@ mime_buf_add(struct arena *a, struct mime_buf *b, const void *src, size_t n)
 		cap = b->cap ? b->cap : 256;
 		while (cap <= b->len + n)
 			cap *= 2; /* len + n <= max < SIZE_MAX / 4 */
-		if ((p = arena_alloc(a, cap)) == NULL)
+		if ((p = arena_realloc(a, b->p, b->cap, cap)) == NULL)
 			return -1;
-		if (b->len)
-			memcpy(p, b->p, b->len);
 		b->p = p;
 		b->cap = cap;
 	}

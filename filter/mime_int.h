@@ -24,8 +24,9 @@
 #define AG_MIME_CS_IN	     256  /* bytes handed to iconv at a time */
 #define AG_MIME_CS_NAME	     48	  /* longest charset name tried */
 
-/* mime_buf - output that grows geometrically in the arena; it holds at
- * most max bytes (plus a NUL), cut at a UTF-8 character boundary */
+/* mime_buf - output that grows geometrically in the arena (resized in
+ * place, see arena_realloc); it holds at most max bytes (plus a NUL),
+ * cut at a UTF-8 character boundary */
 struct mime_buf {
 	char *p;
 	size_t len, cap, max;

@@ -133,32 +133,56 @@ rules_free_mx(void *mx)
 	ruleset_matcher_free(mx);
 }
 
-/* rules_full_add - append to the full-message copy, up to the limit */
+/* rules_full_copy - p[0..n) into out with CR dropped and NUL as a
+ * space, a run at a time; the bytes written */
+static size_t
+rules_full_copy(char *out, const char *p, size_t n)
+{
+	size_t i = 0, o = 0, cr = 0, nul = 0, stop;
+	const char *q;
+
+	while (i < n) {
+		/* the next CR and NUL at or after i, n for none */
+		if (cr < i || i == 0)
+			cr = (q = memchr(p + i, '\r', n - i)) ? (size_t)(q - p)
+							      : n;
+		if (nul < i || i == 0)
+			nul = (q = memchr(p + i, '\0', n - i)) ? (size_t)(q - p)
+							       : n;
+		stop = cr < nul ? cr : nul;
+		memcpy(out + o, p + i, stop - i);
+		o += stop - i;
+		if (stop == n)
+			break;
+		if (stop == nul)
+			out[o++] = ' ';
+		i = stop + 1;
+	}
+	return o;
+}
+
+/* rules_full_add - append to the full-message copy, up to the limit;
+ * it grows in place (arena_realloc), leaving no old copies behind */
 static void
 rules_full_add(struct rules_msg *r, struct arena *a, const char *p, size_t n)
 {
-	size_t i;
+	char *nb;
+	size_t cap;
 
 	if (r->fulllen + n > r->limit)
 		n = r->limit - r->fulllen;
 	if (r->fulllen + n + 1 > r->fullcap) {
-		size_t cap = r->fullcap ? r->fullcap : 4096;
-		char *nb;
-
+		cap = r->fullcap ? r->fullcap : 4096;
 		while (cap < r->fulllen + n + 1)
 			cap *= 2;
 		if (cap > r->limit + 1)
 			cap = r->limit + 1;
-		if ((nb = arena_alloc(a, cap)) == NULL)
+		if ((nb = arena_realloc(a, r->full, r->fullcap, cap)) == NULL)
 			return;
-		if (r->fulllen)
-			memcpy(nb, r->full, r->fulllen);
 		r->full = nb;
 		r->fullcap = cap;
 	}
-	for (i = 0; i < n; i++)
-		if (p[i] != '\r')
-			r->full[r->fulllen++] = p[i] ? p[i] : ' ';
+	r->fulllen += rules_full_copy(r->full + r->fulllen, p, n);
 	r->full[r->fulllen] = '\0';
 }
 
