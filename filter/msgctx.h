@@ -203,6 +203,9 @@ struct conn {
 	enum ag_rdns rdns;
 	const char *rdns_name; /* the PTR name, if any */
 	struct dnsbl_conn *dnsblc;
+	/* rules.c's regex matcher, made for the first message and used by
+	 * every message after it (the rule set is pinned with snap) */
+	struct rule_matcher *rules_mx;
 	bool failed; /* a connection fact was lost (out of memory):
 			     every message gets AG_ERR_INTERNAL */
 	unsigned nmsgs;

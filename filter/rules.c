@@ -126,11 +126,29 @@ rules_on_connect(struct conn *c)
 	return 0;
 }
 
-/* rules_free_mx - arena destructor for the matcher */
+/* rules_free_mx - connection arena destructor for the matcher */
 static void
 rules_free_mx(void *mx)
 {
 	ruleset_matcher_free(mx);
+}
+
+/* rules_matcher - the connection's matcher, made once: its messages
+ * come one at a time, with the rule set of the connection's snapshot */
+static struct rule_matcher *
+rules_matcher(struct conn *c, const struct ruleset *rs)
+{
+	struct rule_matcher *mx;
+
+	if (c->rules_mx != NULL)
+		return c->rules_mx;
+	if ((mx = ruleset_matcher_new(rs)) == NULL)
+		return NULL;
+	if (arena_defer(c->arena, rules_free_mx, mx) == -1) {
+		ruleset_matcher_free(mx);
+		return NULL;
+	}
+	return c->rules_mx = mx;
 }
 
 /* rules_full_copy - p[0..n) into out with CR dropped and NUL as a
@@ -212,13 +230,8 @@ rules_on_eoh(struct msg *m)
 	if ((r->mime = mime_new(
 		 m->arena, r->limit, RULES_MAX_PARTS, RULES_MAX_URIS)) == NULL)
 		return -1;
-	if ((r->mx = ruleset_matcher_new(rs)) == NULL)
+	if ((r->mx = rules_matcher(m->conn, rs)) == NULL)
 		return -1;
-	if (arena_defer(m->arena, rules_free_mx, r->mx) == -1) {
-		ruleset_matcher_free(r->mx);
-		r->mx = NULL;
-		return -1;
-	}
 	for (h = m->hdrs; h != NULL; h = h->next) {
 		if (mime_header(r->mime, h->name, h->value) == -1)
 			return -1;
