@@ -542,8 +542,10 @@ mime_new(struct arena *a, size_t scan_limit, size_t max_parts, size_t max_uris)
 
 	if ((w = arena_zalloc(a, sizeof(*w))) == NULL ||
 	    (w->line = arena_alloc(a, AG_MIME_LINE_CAP)) == NULL ||
-	    (w->fld = arena_alloc(a, AG_MIME_HDR_CAP)) == NULL)
+	    (w->fld = arena_alloc(a, AG_MIME_HDR_CAP)) == NULL ||
+	    (w->ub = arena_alloc(a, AG_MIME_URI_BUF)) == NULL)
 		return NULL;
+	w->uprev = ' ';
 	w->a = a;
 	w->scan_limit = scan_limit;
 	w->max_parts = max_parts;
@@ -558,6 +560,15 @@ mime_new(struct arena *a, size_t scan_limit, size_t max_parts, size_t max_uris)
 	if (arena_defer(a, mime_cleanup, w) == -1)
 		return NULL;
 	return w;
+}
+
+/* mime_set_output - text and raw to fn, not kept */
+void
+mime_set_output(struct mime *w,
+    void (*fn)(void *ctx, int which, const char *, size_t), void *ctx)
+{
+	w->out = fn;
+	w->outctx = ctx;
 }
 
 /* mime_header - a top-level header */
@@ -664,8 +675,9 @@ mime_end(struct mime *w)
 	frames_end(w, 0, w->off, !w->stopped);
 	w->ended = true;
 	mime_conv_close(&w->dec.conv);
-	if ((w->text.p == NULL && mime_buf_add(w->a, &w->text, "", 0) == -1) ||
-	    (w->raw.p == NULL && mime_buf_add(w->a, &w->raw, "", 0) == -1))
+	if (w->out == NULL &&
+	    ((w->text.p == NULL && mime_buf_add(w->a, &w->text, "", 0) == -1) ||
+		(w->raw.p == NULL && mime_buf_add(w->a, &w->raw, "", 0) == -1)))
 		w->failed = true;
 	w->res.text = w->text.p;
 	w->res.textlen = w->text.len;
