@@ -135,14 +135,18 @@ part_new(struct mime *w)
 	return w->failed ? NULL : p;
 }
 
-/* part_end - the leaf part whose body streams is over at offset off */
+/* part_end - the leaf part whose body streams is over at offset off;
+ * complete: ended by a boundary or the end of the body, not cut short by
+ * scan_limit. That is known from where the part ended, never from
+ * whether the limit was reached by then: a chunk that reaches it is
+ * known to before its lines are read (mime-1). */
 static void
-part_end(struct mime *w, size_t off)
+part_end(struct mime *w, size_t off, bool complete)
 {
 	struct mime_dec *d = &w->dec;
 
 	if (w->st == AG_MIME_ST_TEXT) {
-		mime_dec_end(d, !w->stopped);
+		mime_dec_end(d, complete);
 		mime_text_end(w);
 		w->res.flags |= d->flags;
 		if (d->conv.bad)
@@ -410,7 +414,7 @@ boundary(struct mime *w, const char *s, size_t n, size_t off, size_t eol)
 		w->skipline = eol == 0;
 		if (w->st == AG_MIME_ST_HDR)
 			headers_end(w, off); /* a part without a body */
-		part_end(w, off);
+		part_end(w, off, true);
 		frames_end(w, k + 1, off, true);
 		if (m == 2)
 			frames_end(w, k, off, false); /* then its epilogue */
@@ -538,8 +542,10 @@ mime_new(struct arena *a, size_t scan_limit, size_t max_parts, size_t max_uris)
 
 	if ((w = arena_zalloc(a, sizeof(*w))) == NULL ||
 	    (w->line = arena_alloc(a, AG_MIME_LINE_CAP)) == NULL ||
-	    (w->fld = arena_alloc(a, AG_MIME_HDR_CAP)) == NULL)
+	    (w->fld = arena_alloc(a, AG_MIME_HDR_CAP)) == NULL ||
+	    (w->ub = arena_alloc(a, AG_MIME_URI_BUF)) == NULL)
 		return NULL;
+	w->uprev = ' ';
 	w->a = a;
 	w->scan_limit = scan_limit;
 	w->max_parts = max_parts;
@@ -554,6 +560,15 @@ mime_new(struct arena *a, size_t scan_limit, size_t max_parts, size_t max_uris)
 	if (arena_defer(a, mime_cleanup, w) == -1)
 		return NULL;
 	return w;
+}
+
+/* mime_set_output - text and raw to fn, not kept */
+void
+mime_set_output(struct mime *w,
+    void (*fn)(void *ctx, int which, const char *, size_t), void *ctx)
+{
+	w->out = fn;
+	w->outctx = ctx;
 }
 
 /* mime_header - a top-level header */
@@ -655,13 +670,14 @@ mime_end(struct mime *w)
 	w->linelen = 0;
 	if (w->st == AG_MIME_ST_HDR)
 		headers_end(w, w->off);
-	part_end(w, w->off);
+	part_end(w, w->off, !w->stopped);
 	/* a multipart still open was never closed, unless cut short */
 	frames_end(w, 0, w->off, !w->stopped);
 	w->ended = true;
 	mime_conv_close(&w->dec.conv);
-	if ((w->text.p == NULL && mime_buf_add(w->a, &w->text, "", 0) == -1) ||
-	    (w->raw.p == NULL && mime_buf_add(w->a, &w->raw, "", 0) == -1))
+	if (w->out == NULL &&
+	    ((w->text.p == NULL && mime_buf_add(w->a, &w->text, "", 0) == -1) ||
+		(w->raw.p == NULL && mime_buf_add(w->a, &w->raw, "", 0) == -1)))
 		w->failed = true;
 	w->res.text = w->text.p;
 	w->res.textlen = w->text.len;

@@ -9,7 +9,9 @@
  * converts them to UTF-8 from their charset, strips HTML tags (keeping
  * the visible text and the link targets) and collects the URIs. Nothing
  * is buffered whole: output grows only up to scan_limit bytes of body
- * looked at, then the walk stops and MIME_F_TRUNCATED is set.
+ * looked at, then the walk stops and MIME_F_TRUNCATED is set; with an
+ * output function (mime_set_output) the text is not kept at all, and
+ * the walker's memory does not grow with the body.
  *
  * Broken MIME (a boundary never closed, bad base64, an unknown charset,
  * too many parts) is reported in flags and the walk goes on as well as
@@ -137,6 +139,18 @@ struct mime *mime_new(
     struct arena *, size_t scan_limit, size_t max_parts, size_t max_uris);
 /* (0 for max_parts or max_uris means no limit, as for scan_limit;
  * nparts counts the message itself, so it is at most max_parts.) */
+
+/*
+ * mime_set_output - hand the text (which: MIME_OUT_TEXT) and raw
+ * (MIME_OUT_RAW) to fn as they are made, in pieces of any size that end
+ * at character boundaries, instead of keeping them. mime_result's text
+ * and raw are then NULL; textlen and rawlen still count what fn got
+ * (the caps below apply as well). Call it before the first mime_body().
+ */
+#define MIME_OUT_TEXT 0
+#define MIME_OUT_RAW  1
+void mime_set_output(struct mime *,
+    void (*fn)(void *ctx, int which, const char *, size_t), void *ctx);
 
 /*
  * mime_header - a top-level header of the message (only Content-Type,

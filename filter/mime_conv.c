@@ -54,29 +54,37 @@ mime_utf8_put(uint32_t cp, char *out)
 	return 4;
 }
 
-/* mime_buf_add - append, growing by doubling; cut at max */
-int
-mime_buf_add(struct arena *a, struct mime_buf *b, const void *src, size_t n)
+/* mime_buf_fit - the part of s that fits before max */
+size_t
+mime_buf_fit(const struct mime_buf *b, const void *src, size_t n)
 {
 	const unsigned char *s = src;
-	int rc = 0;
-	size_t cap;
-	char *p;
 
 	if (n > b->max - b->len) {
 		n = b->max - b->len;
 		while (n > 0 && (s[n] & 0xc0) == 0x80)
 			n--; /* s[n] starts the character not kept */
-		rc = 1;
 	}
+	return n;
+}
+
+/* mime_buf_add - append, cut at max; the buffer grows by doubling, in
+ * place once it is big (arena_realloc), so no old copies pile up */
+int
+mime_buf_add(struct arena *a, struct mime_buf *b, const void *src, size_t n)
+{
+	const unsigned char *s = src;
+	size_t cap, k = mime_buf_fit(b, src, n);
+	int rc = k < n;
+	char *p;
+
+	n = k;
 	if (b->p == NULL || b->len + n >= b->cap) {
 		cap = b->cap ? b->cap : 256;
 		while (cap <= b->len + n)
 			cap *= 2; /* len + n <= max < SIZE_MAX / 4 */
-		if ((p = arena_alloc(a, cap)) == NULL)
+		if ((p = arena_realloc(a, b->p, b->cap, cap)) == NULL)
 			return -1;
-		if (b->len)
-			memcpy(p, b->p, b->len);
 		b->p = p;
 		b->cap = cap;
 	}

@@ -21,11 +21,13 @@
 #define AG_MIME_BOUNDARY_MAX 200  /* RFC 2046 5.1.1 allows 70 */
 #define AG_MIME_PARAM_MAX    1024 /* a parameter value (filename, ...) */
 #define AG_MIME_URI_MAX	     2048 /* longer URIs are cut */
-#define AG_MIME_CS_IN	     256  /* bytes handed to iconv at a time */
-#define AG_MIME_CS_NAME	     48	  /* longest charset name tried */
+#define AG_MIME_URI_BUF	     (AG_MIME_URI_MAX + 64) /* text kept to scan */
+#define AG_MIME_CS_IN	     256 /* bytes handed to iconv at a time */
+#define AG_MIME_CS_NAME	     48	 /* longest charset name tried */
 
-/* mime_buf - output that grows geometrically in the arena; it holds at
- * most max bytes (plus a NUL), cut at a UTF-8 character boundary */
+/* mime_buf - output that grows geometrically in the arena (resized in
+ * place, see arena_realloc); it holds at most max bytes (plus a NUL),
+ * cut at a UTF-8 character boundary */
 struct mime_buf {
 	char *p;
 	size_t len, cap, max;
@@ -33,6 +35,9 @@ struct mime_buf {
 
 /* mime_buf_add - append; 0, 1 when cut at max, -1 when the arena fails */
 int mime_buf_add(struct arena *, struct mime_buf *, const void *, size_t);
+/* mime_buf_fit - how much of s[0..n) fits before max, cut at a UTF-8
+ * character boundary (n when all of it) */
+size_t mime_buf_fit(const struct mime_buf *, const void *s, size_t n);
 
 /* How a charset becomes UTF-8. */
 enum ag_mime_cs {
@@ -213,10 +218,18 @@ struct mime {
 	struct mime_tx tx;
 	struct mime_html h;
 
-	/* outputs */
+	/* outputs: kept in text and raw, or handed to out (then text and
+	 * raw only count their bytes) */
 	struct mime_buf text, raw;
-	size_t text_ws;	 /* text offset after its last white space */
-	size_t uri_done; /* text scanned for URIs */
+	void (*out)(void *, int, const char *, size_t);
+	void *outctx;
+	char rawlast; /* the last byte of raw */
+	/* URIs: the text since the last word that was scanned (see
+	 * mime_uri.c) */
+	char *ub;
+	size_t ubn;
+	unsigned char uprev; /* the byte before ub[0] */
+	bool uskip;	     /* in the rest of a URI cut at its maximum */
 	struct mime_uri *uri_tail;
 	struct mime_uri **uri_tab; /* open addressing, power of two */
 	size_t uri_tabsize;
@@ -228,8 +241,13 @@ void mime_text_start(struct mime *, bool html);
 void mime_text_end(struct mime *);
 void mime_emit(void *w, const char *, size_t);
 
-/* mime_uri.c */
-void mime_uri_scan(struct mime *, size_t to);
+/* mime_text.c: text (0) or raw (1) out, kept or handed on, capped */
+void mime_out(struct mime *, int which, const char *, size_t);
+
+/* mime_uri.c: text for the URI scan as it is made; the scan of what
+ * came since the last one, at the end of a word or of a part */
+void mime_uri_text(struct mime *, const char *, size_t);
+void mime_uri_scan(struct mime *);
 void mime_uri_add(struct mime *, const char *, size_t, bool html);
 
 #endif

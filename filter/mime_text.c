@@ -37,16 +37,37 @@ enum {
 	H_RAW,	   /* <script> or <style> content */
 };
 
-/* text_add - bytes to text, with the cap's flag */
+/* mime_out - bytes to text (which 0) or raw (1), up to its cap (then
+ * MIME_F_TRUNCATED): kept in its buffer, or handed to the output
+ * function; text also goes to the URI scan */
+void
+mime_out(struct mime *w, int which, const char *s, size_t n)
+{
+	struct mime_buf *b = which == MIME_OUT_TEXT ? &w->text : &w->raw;
+	size_t k = mime_buf_fit(b, s, n);
+
+	if (k < n)
+		w->res.flags |= MIME_F_TRUNCATED;
+	if (k == 0)
+		return;
+	if (w->out != NULL) {
+		b->len += k;
+		w->out(w->outctx, which, s, k);
+	} else if (mime_buf_add(w->a, b, s, k) == -1) {
+		w->failed = true;
+		return;
+	}
+	if (which == MIME_OUT_TEXT)
+		mime_uri_text(w, s, k);
+	else
+		w->rawlast = s[k - 1];
+}
+
+/* text_add - bytes to text */
 static void
 text_add(struct mime *w, const char *s, size_t n)
 {
-	int rc = mime_buf_add(w->a, &w->text, s, n);
-
-	if (rc == -1)
-		w->failed = true;
-	else if (rc == 1)
-		w->res.flags |= MIME_F_TRUNCATED;
+	mime_out(w, MIME_OUT_TEXT, s, n);
 }
 
 /* tx_para - end the paragraph */
@@ -55,14 +76,11 @@ tx_para(struct mime *w)
 {
 	struct mime_tx *t = &w->tx;
 
-	if (t->para) {
+	if (t->para)
 		text_add(w, "\n", 1);
-		w->text_ws = w->text.len;
-	}
 	t->para = t->space = t->line = false;
 	t->brs = 0;
-	if (w->text_ws > w->uri_done)
-		mime_uri_scan(w, w->text_ws);
+	mime_uri_scan(w);
 }
 
 /* tx_space - white space between words */
@@ -79,9 +97,7 @@ tx_space(struct mime *w)
 static void
 tx_word_end(struct mime *w)
 {
-	w->text_ws = w->text.len;
-	if (w->text_ws > w->uri_done)
-		mime_uri_scan(w, w->text_ws);
+	mime_uri_scan(w);
 }
 
 /* tx_ws - ASCII white space of text */
@@ -119,10 +135,8 @@ tx_put(struct mime *w, const char *s, size_t n)
 		}
 		for (j = i; j < n && !tx_ws((unsigned char)s[j]); j++)
 			;
-		if (t->space) {
+		if (t->space)
 			text_add(w, " ", 1);
-			w->text_ws = w->text.len;
-		}
 		text_add(w, s + i, j - i);
 		t->space = false;
 		t->para = t->line = true;
@@ -641,16 +655,11 @@ html_feed(struct mime *w, const char *s, size_t n)
 	}
 }
 
-/* emit_raw - bytes to raw, with the cap's flag */
+/* emit_raw - bytes to raw */
 static void
 emit_raw(struct mime *w, const char *s, size_t n)
 {
-	int rc = mime_buf_add(w->a, &w->raw, s, n);
-
-	if (rc == -1)
-		w->failed = true;
-	else if (rc == 1)
-		w->res.flags |= MIME_F_TRUNCATED;
+	mime_out(w, MIME_OUT_RAW, s, n);
 }
 
 /* emit_run - normalized text to raw, and to text */
@@ -725,8 +734,7 @@ mime_text_end(struct mime *w)
 	tx_para(w);
 	/* the part's last line end belonged to the boundary: raw still
 	 * gets one, so that parts do not run into each other */
-	if (w->raw.len > 0 && w->raw.p[w->raw.len - 1] != '\n')
+	if (w->raw.len > 0 && w->rawlast != '\n')
 		emit_raw(w, "\n", 1);
-	if (w->text.len > w->uri_done)
-		mime_uri_scan(w, w->text.len);
+	mime_uri_scan(w);
 }

@@ -378,13 +378,13 @@ mime_uri_add(struct mime *w, const char *s, size_t n, bool html)
 }
 
 /* uri_start - the length of a URI prefix at t[i] (followed by at least
- * one byte before to), or 0; not inside a word */
+ * one byte before to; prev: the byte before it), or 0; not inside a
+ * word */
 static size_t
-uri_start(const char *t, size_t i, size_t to)
+uri_start(const char *t, size_t i, size_t to, unsigned char prev)
 {
 	static const char *const pfx[] = {
 	    "http://", "https://", "ftp://", "mailto:", "www."};
-	unsigned char prev = i > 0 ? (unsigned char)t[i - 1] : ' ';
 	size_t k, l;
 
 	if (str_isalnum(prev) || prev == '_')
@@ -435,32 +435,101 @@ uri_trim(const char *s, size_t n)
 	return n;
 }
 
-/* mime_uri_scan - find URIs in text[uri_done, to); to is just after
- * white space or the end of a part, so no URI is cut */
-void
-mime_uri_scan(struct mime *w, size_t to)
+/*
+ * uri_run - the URIs of t[0..n), the text since the last scan; final: n
+ * is where no URI can go on (at the end of a word or of a part: white
+ * space comes next), else only what more text cannot change is decided
+ * (a URI prefix needs the bytes after it, a URI its end or its maximum
+ * length). The bytes done with.
+ */
+static size_t
+uri_run(struct mime *w, const char *t, size_t n, bool final)
 {
-	const char *t = w->text.p;
-	size_t i = w->uri_done, j, k, e;
+	size_t i = 0, j, k, e;
 	unsigned char c;
 
-	if (to > w->text.len)
-		to = w->text.len;
-	while (t != NULL && i < to && !w->uri_full && !w->failed) {
+	while (i < n && !w->uri_full && !w->failed) {
+		if (w->uskip) {
+			/* the rest of a URI cut at AG_MIME_URI_MAX */
+			while (i < n && !uri_stop((unsigned char)t[i]))
+				i++;
+			if (i == n)
+				break;
+			w->uskip = false;
+		}
 		c = (unsigned char)(t[i] | 0x20);
-		if ((c != 'h' && c != 'f' && c != 'm' && c != 'w') ||
-		    (k = uri_start(t, i, to)) == 0) {
+		if (c != 'h' && c != 'f' && c != 'm' && c != 'w') {
 			i++;
 			continue;
 		}
-		for (j = i + k; j < to && !uri_stop((unsigned char)t[j]); j++)
+		if (!final && n - i <= 8)
+			break; /* "https://" and the byte after it */
+		if ((k = uri_start(t, i, n,
+			 i > 0 ? (unsigned char)t[i - 1] : w->uprev)) == 0) {
+			i++;
+			continue;
+		}
+		for (j = i + k; j < n && !uri_stop((unsigned char)t[j]); j++)
 			;
+		if (j == n && !final && j - i <= AG_MIME_URI_MAX)
+			break; /* it may go on */
 		e = j - i > AG_MIME_URI_MAX ? AG_MIME_URI_MAX
 					    : uri_trim(t + i, j - i);
 		if (e > k)
 			mime_uri_add(w, t + i, e, false);
+		if (j == n && !final) {
+			w->uskip = true; /* cut: skip to its end */
+			return n;
+		}
 		i = j;
 	}
-	if (to > w->uri_done)
-		w->uri_done = to;
+	return i;
+}
+
+/* uri_consume - scan the text kept, and keep what is left undecided */
+static void
+uri_consume(struct mime *w, bool final)
+{
+	size_t k = uri_run(w, w->ub, w->ubn, final);
+
+	if (final || w->uri_full || w->failed)
+		k = w->ubn;
+	if (k == 0)
+		return;
+	w->uprev = (unsigned char)w->ub[k - 1];
+	memmove(w->ub, w->ub + k, w->ubn - k);
+	w->ubn -= k;
+	if (final)
+		w->uskip = false; /* white space ends any URI */
+}
+
+/* mime_uri_text - text as it is made: kept until the word it is in
+ * ends, at most AG_MIME_URI_BUF bytes (a longer word is scanned as far
+ * as it can be) */
+void
+mime_uri_text(struct mime *w, const char *s, size_t n)
+{
+	size_t k;
+
+	while (n > 0 && !w->uri_full && !w->failed) {
+		k = AG_MIME_URI_BUF - w->ubn;
+		if (k > n)
+			k = n;
+		memcpy(w->ub + w->ubn, s, k);
+		w->ubn += k;
+		s += k;
+		n -= k;
+		if (w->ubn == AG_MIME_URI_BUF)
+			uri_consume(w, false);
+	}
+}
+
+/* mime_uri_scan - the URIs of the text since the last scan, at the end
+ * of a word or a part: the order of the URIs does not depend on where
+ * the MTA cut the body */
+void
+mime_uri_scan(struct mime *w)
+{
+	if (w->ubn > 0)
+		uri_consume(w, true);
 }

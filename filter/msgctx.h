@@ -207,7 +207,10 @@ struct conn {
 	 * messages while the HELO name is the same (spf.c) */
 	struct spf_outcome *spf_helo;
 	const char *spf_helo_for; /* the helo pointer it was made for */
-	bool failed;		  /* a connection fact was lost (out of memory):
+	/* rules.c's regex matcher, made for the first message and used by
+	 * every message after it (the rule set is pinned with snap) */
+	struct rule_matcher *rules_mx;
+	bool failed; /* a connection fact was lost (out of memory):
 			     every message gets AG_ERR_INTERNAL */
 	unsigned nmsgs;
 	struct msg *msg; /* the message in progress, if any */

@@ -126,39 +126,81 @@ rules_on_connect(struct conn *c)
 	return 0;
 }
 
-/* rules_free_mx - arena destructor for the matcher */
+/* rules_free_mx - connection arena destructor for the matcher */
 static void
 rules_free_mx(void *mx)
 {
 	ruleset_matcher_free(mx);
 }
 
-/* rules_full_add - append to the full-message copy, up to the limit */
+/* rules_matcher - the connection's matcher, made once: its messages
+ * come one at a time, with the rule set of the connection's snapshot */
+static struct rule_matcher *
+rules_matcher(struct conn *c, const struct ruleset *rs)
+{
+	struct rule_matcher *mx;
+
+	if (c->rules_mx != NULL)
+		return c->rules_mx;
+	if ((mx = ruleset_matcher_new(rs)) == NULL)
+		return NULL;
+	if (arena_defer(c->arena, rules_free_mx, mx) == -1) {
+		ruleset_matcher_free(mx);
+		return NULL;
+	}
+	return c->rules_mx = mx;
+}
+
+/* rules_full_copy - p[0..n) into out with CR dropped and NUL as a
+ * space, a run at a time; the bytes written */
+static size_t
+rules_full_copy(char *out, const char *p, size_t n)
+{
+	size_t i = 0, o = 0, cr = 0, nul = 0, stop;
+	const char *q;
+
+	while (i < n) {
+		/* the next CR and NUL at or after i, n for none */
+		if (cr < i || i == 0)
+			cr = (q = memchr(p + i, '\r', n - i)) ? (size_t)(q - p)
+							      : n;
+		if (nul < i || i == 0)
+			nul = (q = memchr(p + i, '\0', n - i)) ? (size_t)(q - p)
+							       : n;
+		stop = cr < nul ? cr : nul;
+		memcpy(out + o, p + i, stop - i);
+		o += stop - i;
+		if (stop == n)
+			break;
+		if (stop == nul)
+			out[o++] = ' ';
+		i = stop + 1;
+	}
+	return o;
+}
+
+/* rules_full_add - append to the full-message copy, up to the limit;
+ * it grows in place (arena_realloc), leaving no old copies behind */
 static void
 rules_full_add(struct rules_msg *r, struct arena *a, const char *p, size_t n)
 {
-	size_t i;
+	char *nb;
+	size_t cap;
 
 	if (r->fulllen + n > r->limit)
 		n = r->limit - r->fulllen;
 	if (r->fulllen + n + 1 > r->fullcap) {
-		size_t cap = r->fullcap ? r->fullcap : 4096;
-		char *nb;
-
+		cap = r->fullcap ? r->fullcap : 4096;
 		while (cap < r->fulllen + n + 1)
 			cap *= 2;
 		if (cap > r->limit + 1)
 			cap = r->limit + 1;
-		if ((nb = arena_alloc(a, cap)) == NULL)
+		if ((nb = arena_realloc(a, r->full, r->fullcap, cap)) == NULL)
 			return;
-		if (r->fulllen)
-			memcpy(nb, r->full, r->fulllen);
 		r->full = nb;
 		r->fullcap = cap;
 	}
-	for (i = 0; i < n; i++)
-		if (p[i] != '\r')
-			r->full[r->fulllen++] = p[i] ? p[i] : ' ';
+	r->fulllen += rules_full_copy(r->full + r->fulllen, p, n);
 	r->full[r->fulllen] = '\0';
 }
 
@@ -188,13 +230,8 @@ rules_on_eoh(struct msg *m)
 	if ((r->mime = mime_new(
 		 m->arena, r->limit, RULES_MAX_PARTS, RULES_MAX_URIS)) == NULL)
 		return -1;
-	if ((r->mx = ruleset_matcher_new(rs)) == NULL)
+	if ((r->mx = rules_matcher(m->conn, rs)) == NULL)
 		return -1;
-	if (arena_defer(m->arena, rules_free_mx, r->mx) == -1) {
-		ruleset_matcher_free(r->mx);
-		r->mx = NULL;
-		return -1;
-	}
 	for (h = m->hdrs; h != NULL; h = h->next) {
 		if (mime_header(r->mime, h->name, h->value) == -1)
 			return -1;

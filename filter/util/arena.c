@@ -3,7 +3,8 @@
  *
  * Blocks are chained; a request larger than a quarter of the standard block
  * gets a block of its own so big header values do not waste the tail of the
- * current block. Only this file and xalloc.c call malloc.
+ * current block, and so that arena_realloc() can resize it in place. Only
+ * this file and xalloc.c call malloc.
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -143,6 +144,36 @@ arena_alloc(struct arena *a, size_t len)
 	a->cur = b;
 	b->used = need;
 	a->bytes += AG_ARENA_BLOCK;
+	return b->data;
+}
+
+/* arena_realloc - resize; a block of its own is realloc()ed */
+void *
+arena_realloc(struct arena *a, void *p, size_t old, size_t len)
+{
+	struct arena_block **bp, *b;
+	size_t need;
+	void *q;
+
+	for (bp = &a->large; p != NULL && *bp != NULL; bp = &(*bp)->next)
+		if ((void *)(*bp)->data == p)
+			break;
+	if (p == NULL || *bp == NULL || len <= AG_ARENA_BLOCK / 4) {
+		/* small, or to be small: a new allocation and a copy */
+		if ((q = arena_alloc(a, len)) != NULL && p != NULL)
+			memcpy(q, p, old < len ? old : len);
+		return q;
+	}
+	if (a->fail_after != 0 && ++a->nalloc > a->fail_after)
+		return NULL;
+	if (len > SIZE_MAX - AG_ARENA_ALIGN - sizeof(*b))
+		return NULL;
+	need = (len + AG_ARENA_ALIGN - 1) & ~(size_t)(AG_ARENA_ALIGN - 1);
+	if ((b = realloc(*bp, sizeof(*b) + need)) == NULL)
+		return NULL;
+	a->bytes = a->bytes - b->size + need;
+	b->size = b->used = need;
+	*bp = b; /* the list's link to it, which realloc() may have moved */
 	return b->data;
 }
 

@@ -34,6 +34,16 @@ void *arena_zalloc(struct arena *, size_t len);
 /* arena_allocarray - n * size bytes, overflow-checked, zero-filled. */
 void *arena_allocarray(struct arena *, size_t n, size_t size);
 
+/*
+ * arena_realloc - p (NULL, or from this arena and old bytes long) resized
+ * to len bytes, its first min(old, len) bytes kept; NULL on failure, and
+ * p stays valid. A big allocation (more than a quarter of a block) lives
+ * in a block of its own, which is resized with realloc(): a buffer that
+ * keeps growing leaves no old copies behind. A small one is copied, as
+ * by arena_alloc. The result is freed with the arena, as usual.
+ */
+void *arena_realloc(struct arena *, void *p, size_t old, size_t len);
+
 /* arena_memdup, arena_strndup, arena_strdup - copies (NUL-terminated). */
 void *arena_memdup(struct arena *, const void *, size_t);
 char *arena_strndup(struct arena *, const char *, size_t);

@@ -107,6 +107,31 @@ arena_alloc(struct arena *a, size_t len)
 	return p;
 }
 
+/* arena_realloc - realloc() of the allocation itself, as arena.c does
+ * for its big ones (for small ones too here: ASan then sees any use of
+ * the old copy) */
+void *
+arena_realloc(struct arena *a, void *p, size_t old, size_t len)
+{
+	size_t i = a->n;
+	void *q;
+
+	(void)old;
+	if (p == NULL)
+		return arena_alloc(a, len);
+	while (i > 0 && a->ptrs[i - 1] != p)
+		i--;
+	if (i == 0)
+		abort(); /* not from this arena: the caller's bug */
+	if (a->fail_after != 0 && ++a->nalloc > a->fail_after)
+		return NULL;
+	if ((q = realloc(p, len ? len : 1)) == NULL)
+		return NULL;
+	a->ptrs[i - 1] = q;
+	a->bytes = a->bytes - old + len;
+	return q;
+}
+
 /* The rest is arena.c's, on top of arena_alloc. */
 
 void *

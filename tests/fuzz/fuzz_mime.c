@@ -12,7 +12,9 @@
  * the rest is the body.
  * Asserts, beyond "no crash, no leak" (the iconv descriptor included):
  *   - the body fed in chunks gives the same result as fed whole: flags,
- *     counts, every part's fields, text, raw, every URI;
+ *     counts, every part's fields, text, raw, every URI; and so does a
+ *     walk that hands text and raw to an output function (pieces that
+ *     start at a character) instead of keeping them;
  *   - text and raw are NUL-terminated at textlen/rawlen, valid UTF-8, at
  *     most 3 * scan_limit + 4096 bytes; text is joined as mime.h says
  *     (no white space but single spaces and "\n" ends of paragraphs, no
@@ -30,8 +32,8 @@
  *   - mime_decode_header() of every value: valid UTF-8 with no CR, LF
  *     or NUL and no white space at either end; a value with no "=?",
  *     CR, LF or NUL that is valid UTF-8 comes back only trimmed;
- *   - with allocation failures: -1 and NULL only, never a crash or a
- *     leak.
+ *   - with allocation failures (with an output function or without):
+ *     -1 and NULL only, never a crash or a leak.
  */
 #include <arpa/inet.h>
 #include <stdbool.h>
@@ -96,32 +98,58 @@ struct hdr {
 	char *name, *value;
 };
 
-/* run - one walk over the headers and body; NULL when it failed */
+/* What mime_set_output's function got. */
+struct sink {
+	char *p[2];
+	size_t n[2];
+};
+
+/* sink_out - keep a piece of text or raw; it ends at a character */
+static void
+sink_out(void *ctx, int which, const char *s, size_t n)
+{
+	struct sink *k = ctx;
+
+	FUZZ_CHECK((which == MIME_OUT_TEXT || which == MIME_OUT_RAW) && n > 0 &&
+		(s[0] & 0xc0) != 0x80,
+	    "output %d of %zu bytes", which, n);
+	if ((k->p[which] = realloc(k->p[which], k->n[which] + n + 1)) == NULL)
+		abort();
+	memcpy(k->p[which] + k->n[which], s, n);
+	k->n[which] += n;
+	k->p[which][k->n[which]] = '\0';
+}
+
+/* run - one walk over the headers and body, its text and raw handed to
+ * k when it is not NULL; NULL when it failed */
 static const struct mime_result *
 run(struct arena *a, const struct hdr *h, size_t nh, const uint8_t *body,
-    size_t blen, size_t chunk, size_t limit, size_t mp, size_t mu)
+    size_t blen, size_t chunk, size_t limit, size_t mp, size_t mu,
+    struct sink *k)
 {
 	struct mime *m = mime_new(a, limit, mp, mu);
-	size_t i, off = 0, k, seed = blen, last = 0;
+	size_t i, off = 0, seed = blen, last = 0, n;
 
 	if (m == NULL)
 		return NULL;
+	if (k != NULL)
+		mime_set_output(m, sink_out, k);
 	for (i = 0; i < nh; i++)
 		if (mime_header(m, h[i].name, h[i].value) == -1)
 			return NULL;
 	while (off < blen) {
-		k = chunk;
-		if (k == 0) { /* pseudo-random sizes, the same every run */
+		n = chunk;
+		if (n == 0) { /* pseudo-random sizes, the same every run */
 			seed = seed * 1103515245 + 12345;
-			k = 1 + (seed >> 8) % 300;
+			n = 1 + (seed >> 8) % 300;
 		}
-		if (k > blen - off)
-			k = blen - off;
-		if (mime_body(m, body + off, k) == -1)
+		if (n > blen - off)
+			n = blen - off;
+		if (mime_body(m, body + off, n) == -1)
 			return NULL;
 		FUZZ_CHECK(mime_uri_count(m) >= last, "URI count went down");
 		last = mime_uri_count(m);
-		off += k;
+		off += n;
 	}
 	return mime_end(m);
 }
@@ -228,13 +256,6 @@ same(const struct mime_result *a, const struct mime_result *b, size_t chunk)
 	const struct mime_part *p, *q;
 	const struct mime_uri *u, *v;
 
-	/* mime-1 (open, crashes/README.md): at the scan limit, whether the
-	 * last base64 quartet counts as bad depends on where the chunks end */
-	if ((a->flags ^ b->flags) == MIME_F_BAD_BASE64 &&
-	    (a->flags & MIME_F_TRUNCATED) &&
-	    !FUZZ_KNOWN(0, "mime-1", "chunks of %zu: flags %#x/%#x", chunk,
-		a->flags, b->flags))
-		return;
 	FUZZ_CHECK(a->flags == b->flags && a->nparts == b->nparts &&
 		a->nuris == b->nuris && a->text_parts == b->text_parts &&
 		a->html_parts == b->html_parts &&
@@ -313,6 +334,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct hdr h[64];
 	size_t nh = 0, off = 0, chunk, limit, mp, mu, i, len;
 	const struct mime_result *r1, *r2;
+	struct mime_result handed;
+	struct sink sk = {{NULL, NULL}, {0, 0}};
 	struct arena *a1, *a2;
 	uint8_t b0 = fr_byte(&fr), b1 = fr_byte(&fr), b2 = fr_byte(&fr),
 		b3 = fr_byte(&fr);
@@ -342,21 +365,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (a1 == NULL)
 			abort();
 		r1 = run(a1, h, nh, (const uint8_t *)msg + off, len - off,
-		    chunk, limit, mp, mu);
-		if (r1 != NULL)
+		    chunk, limit, mp, mu, (b3 & 1) ? &sk : NULL);
+		if (r1 != NULL && !(b3 & 1))
 			check_result(r1, len - off, limit, mp, mu);
 		arena_free(a1);
+		free(sk.p[0]);
+		free(sk.p[1]);
 	} else {
 		if ((a1 = arena_new(0)) == NULL || (a2 = arena_new(0)) == NULL)
 			abort();
 		r1 = run(a1, h, nh, (const uint8_t *)msg + off, len - off,
-		    len - off + 1, limit, mp, mu);
+		    len - off + 1, limit, mp, mu, NULL);
 		FUZZ_CHECK(r1 != NULL, "walk failed");
 		check_result(r1, len - off, limit, mp, mu);
 		r2 = run(a2, h, nh, (const uint8_t *)msg + off, len - off,
-		    chunk, limit, mp, mu);
+		    chunk, limit, mp, mu, NULL);
 		FUZZ_CHECK(r2 != NULL, "chunked walk failed");
 		same(r1, r2, chunk);
+		arena_free(a2);
+		/* text and raw handed over, not kept: the same */
+		if ((a2 = arena_new(0)) == NULL)
+			abort();
+		r2 = run(a2, h, nh, (const uint8_t *)msg + off, len - off,
+		    chunk, limit, mp, mu, &sk);
+		FUZZ_CHECK(r2 != NULL && r2->text == NULL && r2->raw == NULL &&
+			r2->textlen == sk.n[0] && r2->rawlen == sk.n[1],
+		    "output walk: text %zu/%zu raw %zu/%zu",
+		    r2 ? r2->textlen : 0, sk.n[0], r2 ? r2->rawlen : 0,
+		    sk.n[1]);
+		handed = *r2;
+		handed.text = sk.p[0] ? sk.p[0] : "";
+		handed.raw = sk.p[1] ? sk.p[1] : "";
+		same(r1, &handed, chunk);
+		free(sk.p[0]);
+		free(sk.p[1]);
 		arena_free(a2);
 		arena_free(a1);
 	}

@@ -1,6 +1,6 @@
 /*
- * test_arena.c - bump allocation, alignment, big blocks, destructors in
- * reverse order, the failure hook.
+ * test_arena.c - bump allocation, alignment, big blocks, resizing,
+ * destructors in reverse order, the failure hook.
  */
 #include "testlib.h"
 #include "util/arena.h"
@@ -88,12 +88,65 @@ test_fail_hook(void **state)
 	arena_free(a);
 }
 
+/* test_resize - a buffer grown from small to 4 MB keeps its bytes and
+ * leaves no old copies behind once big; a failed resize keeps it */
+static void
+test_resize(void **state)
+{
+	struct arena *a = arena_new(0);
+	size_t len = 16, i, base;
+	unsigned char *p = arena_realloc(a, NULL, 0, len), *q;
+
+	(void)state;
+	assert_non_null(p);
+	for (i = 0; i < len; i++)
+		p[i] = (unsigned char)i;
+	base = arena_bytes(a);
+	while (len < 4 << 20) {
+		q = arena_realloc(a, p, len, len * 2);
+		assert_non_null(q);
+		for (i = 0; i < len; i += 97)
+			if (q[i] != (unsigned char)i)
+				fail_msg(
+				    "byte %zu lost growing to %zu", i, len * 2);
+		for (i = len; i < len * 2; i++)
+			q[i] = (unsigned char)i;
+		p = q;
+		len *= 2;
+	}
+	/* doubling by copies would hold 8 MB by now */
+	if (arena_bytes(a) > base + len + 8192)
+		fail_msg("arena holds %zu bytes for a buffer of %zu",
+		    arena_bytes(a), len);
+	/* smaller again, and small: still the first bytes */
+	p = arena_realloc(a, p, len, 100000);
+	assert_non_null(p);
+	assert_int_equal(p[99999], (unsigned char)99999);
+	p = arena_realloc(a, p, 100000, 100);
+	assert_non_null(p);
+	assert_int_equal(p[99], 99);
+	arena_free(a);
+	/* a resize that fails leaves the buffer as it was */
+	arena_test_fail_after(3);
+	a = arena_new(0);
+	arena_test_fail_after(0);
+	p = arena_realloc(a, NULL, 0, 10000);
+	assert_non_null(p);
+	p[9999] = 7;
+	assert_non_null(arena_alloc(a, 8));
+	assert_non_null(arena_alloc(a, 8));
+	assert_null(arena_realloc(a, p, 10000, 20000));
+	assert_int_equal(p[9999], 7);
+	arena_free(a);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_alloc_align),
 	    cmocka_unit_test(test_big_and_copies),
+	    cmocka_unit_test(test_resize),
 	    cmocka_unit_test(test_destructors),
 	    cmocka_unit_test(test_fail_hook),
 	};

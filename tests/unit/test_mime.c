@@ -930,6 +930,60 @@ test_limits(void **state)
 	buf_release(&b);
 }
 
+/*
+ * test_limit_chunks - mime-1 (fuzz_mime): a base64 part left with an
+ * open quartet. Closed by its boundary before scan_limit, it is a
+ * complete part and so bad base64, whether the body came whole (the
+ * limit known before the boundary is read) or a byte at a time (the
+ * limit reached after it); cut by the limit, it is not.
+ */
+static void
+test_limit_chunks(void **state)
+{
+	static const char msg[] =
+	    MV "Content-Type: multipart/alternative; boundary=XX\n\n"
+	       "--XX\nContent-Type: text/html\n" B64 "\n"
+	       "PGh0bWw+PGhlYWQ+PHN0eWxlPnB7Y2\n--XX--\nepilogue\n";
+	static const struct {
+		const char *name, *cut_before;
+		unsigned flags;
+	} rows[] = {
+	    {"cut in the epilogue", "logue",
+		MIME_F_TRUNCATED | MIME_F_BAD_BASE64 | MIME_F_TEXT_BASE64},
+	    {"cut after the close delimiter", "epilogue",
+		MIME_F_TRUNCATED | MIME_F_BAD_BASE64 | MIME_F_TEXT_BASE64},
+	    {"cut in the open quartet", "Y2",
+		MIME_F_TRUNCATED | MIME_F_TEXT_BASE64},
+	};
+	static const size_t sizes[] = {0, 1, 2, 3, 7};
+	struct arena *a;
+	struct opts o = defaults;
+	size_t len, i, k, body;
+	char *m = crlf(msg, &len), *want, *got, row[128];
+
+	(void)state;
+	body = (size_t)(strstr(m, "\r\n\r\n") - m) + 4;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		o.limit = (size_t)(strstr(m, rows[i].cut_before) - m) - body;
+		a = arena_new(0);
+		want = dump(walk_buf(a, m, len, 0, &o));
+		snprintf(row, sizeof(row), "%s: flags", rows[i].name);
+		want_int(row, walk_buf(a, m, len, 0, &o)->flags, rows[i].flags);
+		arena_free(a);
+		for (k = 1; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+			a = arena_new(0);
+			got = dump(walk_buf(a, m, len, sizes[k], &o));
+			snprintf(row, sizeof(row), "%s: chunks of %zu",
+			    rows[i].name, sizes[k]);
+			want_str(row, got, want);
+			free(got);
+			arena_free(a);
+		}
+		free(want);
+	}
+	free(m);
+}
+
 /* test_api - calls out of order, an empty body, the result twice */
 static void
 test_api(void **state)
@@ -1021,6 +1075,134 @@ big(const char *hdrs, const char *unit, size_t n, const char *tail,
 	memcpy(p, tail, tl + 1);
 	*lenp = hl + ul * n + tl;
 	return m;
+}
+
+/* What an output function was handed. */
+struct sink {
+	struct buf text, raw;
+	size_t calls;
+};
+
+/* sink_out - mime_set_output's function: pieces end at characters */
+static void
+sink_out(void *ctx, int which, const char *s, size_t n)
+{
+	struct sink *k = ctx;
+
+	assert_true(n > 0);
+	assert_true((s[0] & 0xc0) != 0x80);
+	buf_add(which == MIME_OUT_TEXT ? &k->text : &k->raw, s, n);
+	k->calls++;
+}
+
+/* walk_out - walk_buf with an output function */
+static const struct mime_result *
+walk_out(struct arena *a, const char *msg, size_t len, size_t chunk,
+    const struct opts *o, struct sink *k)
+{
+	struct rfc5322_field f;
+	struct mime *m = mime_new(a, o->limit, o->max_parts, o->max_uris);
+	size_t off = 0, n;
+
+	mime_set_output(m, sink_out, k);
+	while (rfc5322_next_field(msg, len, &off, &f) == AG_R5322_FIELD) {
+		char *name = strndup(f.name, f.namelen);
+		char *v = strndup(f.value, f.valuelen);
+
+		mime_header(m, name, v);
+		free(name);
+		free(v);
+	}
+	for (; off < len; off += n) {
+		n = len - off < chunk ? len - off : chunk;
+		mime_body(m, (const unsigned char *)msg + off, n);
+	}
+	return mime_end(m);
+}
+
+/*
+ * test_output - with an output function, text and raw go to it as they
+ * would have been kept (any chunking, caps included), nothing else
+ * changes, and a walk of 10 MB of text holds a few KB, whatever the
+ * length of its words, with the URIs at its end found.
+ */
+static void
+test_output(void **state)
+{
+	static const size_t sizes[] = {1, 7, 64, 100000};
+	struct opts o = defaults;
+	struct sink k;
+	struct arena *a;
+	const struct mime_result *r;
+	size_t len, i, lim;
+	char *msg = crlf(everything, &len), *want, *got, row[64];
+	const struct mime_result *kept;
+	struct mime_result handed;
+
+	(void)state;
+	for (lim = 0; lim <= 300; lim += 150) {
+		o.limit = lim;
+		a = arena_new(0);
+		kept = walk_buf(a, msg, len, 0, &o);
+		want = dump(kept);
+		for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+			struct arena *b = arena_new(0);
+
+			k = (struct sink){BUF_INIT, BUF_INIT, 0};
+			r = walk_out(b, msg, len, sizes[i], &o, &k);
+			snprintf(row, sizeof(row), "limit %zu, chunks of %zu",
+			    lim, sizes[i]);
+			assert_null(r->text);
+			assert_null(r->raw);
+			want_int(row, r->textlen, k.text.len);
+			want_int(row, r->rawlen, k.raw.len);
+			/* the result as if the text handed over were kept */
+			handed = *r;
+			handed.text = k.text.data;
+			handed.raw = k.raw.data;
+			got = dump(&handed);
+			want_str(row, got, want);
+			free(got);
+			buf_release(&k.text);
+			buf_release(&k.raw);
+			arena_free(b);
+		}
+		free(want);
+		arena_free(a);
+	}
+	free(msg);
+	/* 10 MB of text in words of 1 to 100 000 bytes, URIs last */
+	{
+		struct buf b = BUF_INIT;
+		char ulist[256];
+		size_t w;
+
+		buf_addstr(&b, "Content-Type: text/html\r\n\r\n<p>");
+		for (w = 1; b.len < 10000000; w = w * 7 % 100003)
+			for (i = 0; i < w; i++)
+				buf_addch(&b, i + 1 < w ? 'x' : ' ');
+		buf_addstr(&b,
+		    "http://last.example/ <a href=http://a.example/>"
+		    "www.end.example</a>\r\n");
+		k = (struct sink){BUF_INIT, BUF_INIT, 0};
+		a = arena_new(0);
+		o = defaults;
+		r = walk_out(a, b.data, b.len, 65536, &o, &k);
+		want_int("text handed over", k.text.len, r->textlen);
+		assert_true(r->textlen > 9000000);
+		uris(r, ulist, sizeof(ulist));
+		want_str("URIs after it", ulist,
+		    "http://last.example/>last.example;"
+		    "http://a.example/>a.example html;"
+		    "www.end.example>www.end.example");
+		want_int("URIs", r->nuris, 3);
+		if (arena_bytes(a) > 48 * 1024)
+			fail_msg("the walk holds %zu bytes", arena_bytes(a));
+		arena_free(a);
+		buf_release(&k.text);
+		buf_release(&k.raw);
+		buf_release(&b);
+	}
 }
 
 /* test_hostile - bounded time and memory on bodies made to hurt */
@@ -1159,9 +1341,11 @@ main(void)
 	    cmocka_unit_test(test_broken),
 	    cmocka_unit_test(test_lf),
 	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_limit_chunks),
 	    cmocka_unit_test(test_api),
 	    cmocka_unit_test(test_alloc_failures),
 	    cmocka_unit_test(test_hostile),
+	    cmocka_unit_test(test_output),
 	};
 
 	return AG_RUN(tests);
