@@ -429,7 +429,7 @@ test_hook(void **state)
 	const struct dns_answer *a;
 	struct dns_query *q;
 	struct dns *d = mkdns(400, 0, 0);
-	struct dns_budget b = {0, 2};
+	struct dns_budget b = {0, 2, NULL, 0};
 	struct arena *ar = arena_new(0);
 	struct timespec t0, t1;
 	struct dns_stats st;
@@ -474,6 +474,7 @@ test_hook(void **state)
 	assert_int_equal(dns_query_wait(q, NULL), AG_DNS_NXDOMAIN);
 	dns_query_free(q);
 	assert_int_equal(hook_calls, 5);
+	dns_budget_release(&b);
 	dns_unref(d);
 	arena_free(ar);
 }
