@@ -168,6 +168,9 @@ ruleset_free(struct ruleset *s)
 	if (s->mctx != NULL)
 		pcre2_match_context_free(s->mctx);
 	free(s);
+	/* the JIT allocator keeps freed executable chunks for reuse: give
+	 * them back, or each reload's rule set stays in the RSS */
+	pcre2_jit_free_unused_memory(NULL);
 }
 
 long
