@@ -57,7 +57,6 @@ struct dns_memo {
 	unsigned hash;
 	struct dns_pending *p; /* one reference while the answer is unknown */
 	struct dns_ans *ans;   /* one reference once it is known */
-	struct timespec deadline; /* of the budget's first asking */
 	char key[AG_DNS_KEY_MAX];
 };
 
@@ -739,11 +738,11 @@ dns_memo_answer(struct dns *d, struct dns_memo *mo, struct dns_query *q)
 	if (mo->ans != NULL)
 		q->ans = dns_ans_ref(mo->ans);
 	else {
-		/* the first asking's deadline: a name never costs a message
-		 * more than one dns_timeout */
+		/* a wait of its own, from now: an asking at MAIL FROM must not
+		 * shorten the one at end of message (a budget whose wait timed
+		 * out may wait once more; dns_error_ttl usually answers first) */
 		mo->p->refs++;
 		q->p = mo->p;
-		q->deadline = mo->deadline;
 	}
 }
 
@@ -760,7 +759,6 @@ dns_memo_add(struct dns *d, struct dns_budget *b, const char *key,
 	mo = xcalloc(1, sizeof(*mo));
 	mo->dns = d;
 	mo->hash = hash;
-	mo->deadline = q->deadline;
 	memcpy(mo->key, key, strlen(key) + 1);
 	if (q->ans != NULL)
 		mo->ans = dns_ans_ref(q->ans);
